@@ -1,0 +1,1 @@
+"""One module per external system, each wrapping that system's official SDK."""

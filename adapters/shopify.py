@@ -1,0 +1,255 @@
+"""Shopify store adapter on the official ``ShopifyAPI`` SDK (GraphQL Admin API).
+
+Reads orders changed in a half-open ``updated_at`` window, sorted by
+``UPDATED_AT`` as the docs advise for range searches
+(../shared/notes/shopify.md §1), and paces itself by the cost bucket that
+every answer reports in ``extensions.cost.throttleStatus`` (§2).
+
+Recovery table:
+| what happens                               | what this module does                         |
+|--------------------------------------------|-----------------------------------------------|
+| ``THROTTLED`` (HTTP 200) or HTTP 429       | wait for the bucket to refill, retry (tenacity) |
+| HTTP 5xx, timeout, connection refused      | retry with backoff, then ``SourceError``      |
+| HTTP 401/403                               | ``SourceError`` (not retryable): check the token |
+| other GraphQL ``errors``                   | ``SourceError`` naming Shopify's message      |
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.error
+from datetime import datetime, timezone
+from typing import Iterator
+from urllib.parse import urlparse
+
+import shopify
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from connector.errors import SourceError
+from connector.model import Order
+from mappings.shopify_order import map_order
+
+# Only the shop's money is asked for: every field costs points (notes §1 "Cost"), and the books are
+# kept in shop currency. Presentment money, when a store books in it, is a later per-store setting.
+MONEY = "shopMoney { amount currencyCode }"
+LINE_FIELDS = f"""
+      id sku name quantity taxable
+      originalUnitPriceSet {{ {MONEY} }}
+      discountAllocations {{ allocatedAmountSet {{ {MONEY} }} }}
+      taxLines {{ title rate priceSet {{ {MONEY} }} }}
+"""
+ORDER_FIELDS = f"""
+  id legacyResourceId name email
+  createdAt updatedAt processedAt cancelledAt cancelReason closedAt test
+  currencyCode presentmentCurrencyCode taxesIncluded
+  displayFinancialStatus displayFulfillmentStatus
+  customer {{ id legacyResourceId firstName lastName
+             defaultEmailAddress {{ emailAddress }} defaultPhoneNumber {{ phoneNumber }} }}
+  billingAddress  {{ firstName lastName company address1 address2 city province provinceCode country countryCodeV2 zip phone }}
+  shippingAddress {{ firstName lastName company address1 address2 city province provinceCode country countryCodeV2 zip phone }}
+  subtotalPriceSet {{ {MONEY} }}
+  totalDiscountsSet {{ {MONEY} }}
+  totalShippingPriceSet {{ {MONEY} }}
+  totalTaxSet {{ {MONEY} }}
+  totalPriceSet {{ {MONEY} }}
+  totalOutstandingSet {{ shopMoney {{ amount currencyCode }} }}
+  totalRefundedSet {{ shopMoney {{ amount currencyCode }} }}
+  taxLines {{ title rate priceSet {{ {MONEY} }} }}
+  lineItems(first: $lines) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{ {LINE_FIELDS} }}
+  }}
+  shippingLines(first: 10) {{ nodes {{ id title code
+      originalPriceSet {{ {MONEY} }}
+      discountedPriceSet {{ {MONEY} }}
+      taxLines {{ title rate priceSet {{ {MONEY} }} }} }} }}
+  transactions(first: 20) {{ id kind status gateway test processedAt createdAt
+      amountSet {{ {MONEY} }}
+      parentTransaction {{ id }} }}
+  refunds(first: 10) {{ id createdAt note totalRefundedSet {{ {MONEY} }} }}
+  fulfillments(first: 5) {{ id status createdAt trackingInfo(first: 3) {{ company number url }} }}
+"""
+ORDER_LINES = f"""
+query OrderLines($id: ID!, $after: String, $lines: Int!) {{
+  order(id: $id) {{
+    lineItems(first: $lines, after: $after) {{
+      pageInfo {{ hasNextPage endCursor }}
+      nodes {{ {LINE_FIELDS} }}
+    }}
+  }}
+}}
+"""
+ORDERS_PAGE = f"""
+query OrdersPage($first: Int!, $after: String, $query: String, $lines: Int!) {{
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{ {ORDER_FIELDS} }}
+  }}
+}}
+"""
+
+
+MAX_QUERY_COST = 1000  # Shopify's single-query limit, whatever the plan (notes §2)
+COST_TARGET = 900  # stay a little under it: the requested cost is an estimate of ours too
+
+
+class CostTooHigh(Exception):
+    def __init__(self, cost: int):
+        super().__init__(f"query cost {cost} is over {MAX_QUERY_COST}")
+        self.cost = cost
+
+
+class Throttled(Exception):
+    """Shopify said THROTTLED or 429; ``wait`` is how long the bucket needs."""
+
+    def __init__(self, wait: float):
+        super().__init__(f"throttled, retry in {wait:.1f}s")
+        self.wait = wait
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, Throttled):
+        time.sleep(min(exc.wait, 30))
+        return True
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code == 429 or exc.code >= 500
+    return isinstance(exc, (urllib.error.URLError, TimeoutError, ConnectionError))
+
+
+def shopify_timestamp(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class ShopifySource:
+    """Pull orders from one Shopify shop."""
+
+    system = "shopify"
+
+    def __init__(self, store, *, money: str = "shop"):
+        self.store = store.name
+        self.settings = store
+        self.money = money
+        self.page_size = store.page_size
+        self.lines_per_order = 10  # most orders fit; longer ones are completed by follow-up queries
+        self.calls = 0
+        self.last_cost: float | None = None
+        self._client = self._graphql_client(store)
+
+    @staticmethod
+    def _graphql_client(store) -> shopify.GraphQL:
+        host = urlparse(store.shop_url).hostname or ""
+        session = shopify.Session(host if host.endswith(".myshopify.com") else "local.myshopify.com",
+                                  store.api_version, store.access_token.get_secret_value())
+        shopify.ShopifyResource.activate_session(session)
+        if not host.endswith(".myshopify.com"):
+            # A non-myshopify host (the local sandbox) would be rewritten by Session's host rules;
+            # set the site directly, as ../shared/notes/shopify.md §4 recipe A does.
+            shopify.ShopifyResource.site = f"{store.shop_url}/admin/api/{store.api_version}"
+        client = shopify.GraphQL()  # captures endpoint and headers now; no global state used later
+        # get_headers() hands out the shared thread-local dict, which clear_session() empties: keep a copy.
+        client.headers = dict(client.headers)
+        shopify.ShopifyResource.clear_session()
+        return client
+
+    @retry(retry=retry_if_exception(_retryable), stop=stop_after_attempt(6),
+           wait=wait_exponential(multiplier=0.5, max=20), reraise=True)
+    def _execute(self, query: str, variables: dict, operation: str) -> dict:
+        self.calls += 1
+        try:
+            text = self._client.execute(query, variables=variables, operation_name=operation)
+        except urllib.error.HTTPError as exc:
+            if exc.code == 429:
+                raise Throttled(float(exc.headers.get("Retry-After") or 2)) from exc
+            raise
+        answer = json.loads(text)
+        errors = answer.get("errors") or []
+        if errors:
+            code = ((errors[0].get("extensions") or {}).get("code")) if isinstance(errors[0], dict) else None
+            if code == "THROTTLED":
+                raise Throttled(self._wait_for(answer, requested=None))
+            if code == "MAX_COST_EXCEEDED":
+                raise CostTooHigh(int(errors[0]["extensions"].get("cost") or MAX_QUERY_COST * 2))
+            raise SourceError(self.store, f"Shopify answered: {errors[0].get('message', errors)}", retryable=False)
+        self._pace(answer)
+        self.last_cost = ((answer.get("extensions") or {}).get("cost") or {}).get("requestedQueryCost")
+        return answer["data"]
+
+    @staticmethod
+    def _wait_for(answer: dict, requested: float | None) -> float:
+        cost = (answer.get("extensions") or {}).get("cost") or {}
+        status = cost.get("throttleStatus") or {}
+        need = requested or cost.get("requestedQueryCost") or 0
+        available = status.get("currentlyAvailable", 0)
+        rate = status.get("restoreRate") or 50
+        return max(0.5, (need - available) / rate)
+
+    def _pace(self, answer: dict) -> None:
+        """Sleep before the next query if the bucket could not pay for another like this one."""
+        cost = (answer.get("extensions") or {}).get("cost") or {}
+        status = cost.get("throttleStatus") or {}
+        requested = cost.get("requestedQueryCost") or 0
+        if status and status.get("currentlyAvailable", 0) < requested:
+            time.sleep(min(30.0, (requested - status["currentlyAvailable"]) / (status.get("restoreRate") or 50)))
+
+    def fetch_changed(self, since: datetime, until: datetime) -> Iterator[list[Order]]:
+        """Yield pages of orders with ``since <= updatedAt < until`` (half-open, no gaps, no overlap).
+
+        Pages are sized by cost: after each answer the next ``first`` is set
+        so the requested cost stays under the single-query maximum, and a
+        ``MAX_COST_EXCEEDED`` answer shrinks the page and asks again.
+        """
+        search = f"updated_at:>='{shopify_timestamp(since)}' AND updated_at:<'{shopify_timestamp(until)}'"
+        after = None
+        first = self.page_size
+        seen_cursors = set()
+        while True:
+            variables = {"first": first, "after": after, "query": search, "lines": self.lines_per_order}
+            try:
+                data = self._execute(ORDERS_PAGE, variables, "OrdersPage")
+            except CostTooHigh as exc:
+                if first == 1:
+                    raise SourceError(self.store, f"even one order costs {exc.cost} points", retryable=False)
+                first = max(1, int(first * COST_TARGET / exc.cost))
+                continue
+            except SourceError:
+                raise
+            except Exception as exc:  # spent retries: connection, 5xx, throttling
+                raise SourceError(self.store, f"could not read orders from Shopify: {exc}") from exc
+            connection = data["orders"]
+            nodes = [self._complete(node) for node in connection["nodes"]]
+            yield [map_order(node, self.store, money=self.money) for node in nodes]
+            if self.last_cost:
+                per_order = self.last_cost / max(1, first)
+                first = max(1, min(self.page_size, int(COST_TARGET / per_order)))
+            page = connection["pageInfo"]
+            if not page["hasNextPage"]:
+                return
+            if page["endCursor"] in seen_cursors:  # a paginator must never loop forever
+                raise SourceError(self.store, "Shopify returned the same page cursor twice", retryable=False)
+            seen_cursors.add(page["endCursor"])
+            after = page["endCursor"]
+
+    def _complete(self, node: dict) -> dict:
+        """Fetch the rest of an order's line items when they did not fit on the page."""
+        lines = node.get("lineItems") or {}
+        page = lines.get("pageInfo") or {}
+        if not page.get("hasNextPage"):
+            return node
+        collected = list(lines.get("nodes") or [])
+        after = page.get("endCursor")
+        per_query = 50
+        while after:
+            try:
+                data = self._execute(ORDER_LINES, {"id": node["id"], "after": after, "lines": per_query}, "OrderLines")
+            except CostTooHigh as exc:
+                per_query = max(1, int(per_query * COST_TARGET / exc.cost))
+                continue
+            except SourceError:
+                raise
+            except Exception as exc:
+                raise SourceError(self.store, f"could not read the lines of order {node.get('name')}: {exc}") from exc
+            more = data["order"]["lineItems"]
+            collected.extend(more["nodes"])
+            after = more["pageInfo"]["endCursor"] if more["pageInfo"]["hasNextPage"] else None
+        return {**node, "lineItems": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": collected}}

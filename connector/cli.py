@@ -1,0 +1,112 @@
+"""The ``o2c`` command line (also ``python sync.py``).
+
+Every command has help with an example. Errors a user can meet print one
+line saying what happened and what to do; a bad config exits with code 2.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from connector.errors import ConfigError
+
+console = Console()
+if not console.is_terminal:
+    console.width = max(console.width, 120)  # logs and CI: wide enough for the summary tables
+err_console = Console(stderr=True)
+
+EPILOG = """\b
+Examples:
+  o2c sync --config config.yaml          one pass: pull what changed, book it, record it
+  o2c status --config config.yaml        what the ledger holds, step by step
+  o2c check-config --config config.yaml  validate the configuration and stop
+  o2c sandbox                            run the local emulators for manual use
+  o2c demo                               the whole cycle on the local sandbox
+"""
+
+
+def _load(config_path: str):
+    from connector.config import load_config
+    try:
+        return load_config(config_path)
+    except ConfigError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+
+
+@click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="o2c-connector", prog_name="o2c")
+def main() -> None:
+    """o2c-connector: every Shopify and WooCommerce order into HubSpot and QuickBooks Online,
+    booked right to the cent and never twice."""
+
+
+@main.command(epilog="\b\nExample:\n  o2c sync --config config.yaml\n  o2c sync --config config.yaml --store demo-shop")
+@click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
+@click.option("--store", default=None, help="pull only this store (steps of all stores still run)")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def sync(config_path: str, store: str | None, quiet: bool) -> None:
+    """Run one sync pass: pull changed orders, push them to HubSpot and QuickBooks, record every step."""
+    from connector.run import run_sync_pass
+    settings = _load(config_path)
+    if store:
+        try:
+            settings.store(store)
+        except ConfigError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            sys.exit(2)
+    code = run_sync_pass(settings, console, only_store=store, show_progress=not quiet)
+    sys.exit(code)
+
+
+@main.command(epilog="\b\nExample:\n  o2c status --config config.yaml")
+@click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
+def status(config_path: str) -> None:
+    """Show what the ledger holds: orders per store, steps by state, failures with what to do."""
+    from connector.run import print_status
+    settings = _load(config_path)
+    print_status(settings, console)
+
+
+@main.command("check-config", epilog="\b\nExample:\n  o2c check-config --config config.yaml")
+@click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
+def check_config(config_path: str) -> None:
+    """Validate the configuration (keys, types, secrets, URLs) and stop."""
+    settings = _load(config_path)
+    names = ", ".join(f"{s.name} ({s.system})" for s in settings.stores)
+    console.print(f"config OK: {len(settings.stores)} store(s): {names}; ledger {settings.ledger_path}")
+
+
+@main.command(epilog="\b\nExample:\n  o2c sandbox\n  o2c sandbox --port-base 9000")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port-base", default=8701, show_default=True,
+              help="Shopify on this port, WooCommerce +1, HubSpot +2, QuickBooks +3")
+def sandbox(host: str, port_base: int) -> None:
+    """Run the four local emulators (Shopify, WooCommerce, HubSpot, QuickBooks) until Ctrl-C."""
+    import subprocess
+    args = [sys.executable, "-m", "sandbox", "serve", "--host", host]
+    for i, system in enumerate(("shopify", "woocommerce", "hubspot", "quickbooks")):
+        args += [f"--{system}-port", str(port_base + i)]
+    try:
+        sys.exit(subprocess.call(args))
+    except KeyboardInterrupt:
+        sys.exit(0)
+
+
+@main.command(epilog="\b\nExample:\n  o2c demo\n  o2c demo --orders 200 --keep")
+@click.option("--orders", default=100, show_default=True, help="orders to seed, split over the two stores")
+@click.option("--workdir", default="var/demo", show_default=True, help="where the config and ledger go")
+@click.option("--keep", is_flag=True, help="keep the sandbox running after the demo (Ctrl-C to stop)")
+@click.option("--seed", default=7, show_default=True, help="random seed of the order generator")
+def demo(orders: int, workdir: str, keep: bool, seed: int) -> None:
+    """Start the sandbox, seed two stores, run the sync, and print what was booked."""
+    from connector.demo import run_demo
+    sys.exit(run_demo(Path(workdir), orders=orders, keep=keep, seed=seed, console=console))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,260 @@
+"""Load and validate the YAML configuration.
+
+Secrets are never written in the YAML in clear (DESIGN.md guarantee 6):
+a secret field holds ``${ENV_VAR}`` or ``${file:/path/to/secret}`` (the file
+must not be readable by group or others). Any problem stops with one
+:class:`~connector.errors.ConfigError` that names the key and the fix; the
+CLI prints it as one line and exits 2.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import stat
+from pathlib import Path
+from typing import Annotated, Literal, Union
+from urllib.parse import urlparse
+
+import yaml
+from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
+                      model_validator)
+
+from connector.errors import ConfigError
+
+REFERENCE = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*|file:[^}]+)\}$")
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_url(value: str, *, allow_plain_http: bool) -> str:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        raise ValueError(f"'{value}' is not an http(s) URL")
+    if parsed.scheme == "http" and not allow_plain_http and parsed.hostname not in LOOPBACK:
+        raise ValueError(f"'{value}' uses plain http; only https is accepted except on 127.0.0.1/localhost")
+    return value.rstrip("/")
+
+
+class ShopifyStore(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    system: Literal["shopify"]
+    shop_url: str
+    access_token: SecretStr
+    api_version: str = Field(default="2026-01", pattern=r"^(\d{4}-\d{2}|unstable)$")
+    initial_cursor: str = "1970-01-01T00:00:00Z"
+    lookback_seconds: int = Field(default=300, ge=0, le=7 * 86400)
+    safety_lag_seconds: int = Field(default=5, ge=0, le=3600)
+    page_size: int = Field(default=50, ge=1, le=250)
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+    doc_number_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{0,10}$")
+
+    @field_validator("shop_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if "://" not in v:
+            v = "https://" + v
+        return _check_url(v, allow_plain_http=False)
+
+
+class WooCommerceStore(Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    system: Literal["woocommerce"]
+    url: str
+    consumer_key: SecretStr
+    consumer_secret: SecretStr
+    initial_cursor: str = "1970-01-01T00:00:00Z"
+    lookback_seconds: int = Field(default=300, ge=0, le=7 * 86400)
+    safety_lag_seconds: int = Field(default=5, ge=0, le=3600)
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+    doc_number_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{0,10}$")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        # WooCommerce speaks OAuth1 over plain http, so http is legitimate here.
+        return _check_url(v, allow_plain_http=True)
+
+
+def doc_prefix(store) -> str:
+    """QuickBooks DocNumber prefix: the configured one, else the store name's initials + '-'."""
+    if store.doc_number_prefix is not None:
+        return store.doc_number_prefix
+    initials = "".join(part[0] for part in re.split(r"[-_]+", store.name) if part).upper()[:5]
+    return initials + "-"
+
+
+Store = Annotated[Union[ShopifyStore, WooCommerceStore], Field(discriminator="system")]
+
+
+class HubSpotSettings(Strict):
+    access_token: SecretStr
+    host: str = "https://api.hubapi.com"
+    no_email_rule: Literal["skip"] = "skip"
+    lifecycle_stage: str = "customer"
+    timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+    @field_validator("host")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check_url(v, allow_plain_http=False)
+
+
+class QuickBooksSettings(Strict):
+    realm_id: str = Field(pattern=r"^\d{1,20}$")
+    client_id: SecretStr
+    client_secret: SecretStr
+    refresh_token: SecretStr
+    # 'sandbox', 'production', or the URL of an OpenID discovery document (the local sandbox).
+    environment: str = "production"
+    api_url: str = "https://quickbooks.api.intuit.com/v3"
+    redirect_uri: str = "https://localhost/callback"
+    minor_version: int = Field(default=75, ge=75)
+    display_name_template: str = "{first_name} {last_name}"
+    shipping_item: str = "Shipping"
+    default_item: str | None = None
+    item_map: dict[str, str] = Field(default_factory=dict)
+    timeout_seconds: float = Field(default=60, gt=0, le=600)
+
+    @field_validator("api_url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        return _check_url(v, allow_plain_http=False)
+
+    @field_validator("environment")
+    @classmethod
+    def _env(cls, v: str) -> str:
+        if v in ("sandbox", "production", "prod"):
+            return v
+        return _check_url(v, allow_plain_http=False)
+
+
+class Settings(Strict):
+    ledger: str = "var/o2c.db"
+    stores: list[Store] = Field(min_length=1)
+    hubspot: HubSpotSettings
+    quickbooks: QuickBooksSettings
+
+    @model_validator(mode="after")
+    def _unique_store_names(self) -> "Settings":
+        seen = set()
+        for i, store in enumerate(self.stores):
+            if store.name in seen:
+                raise ValueError(f"stores[{i}].name '{store.name}' is used twice")
+            seen.add(store.name)
+        prefixes: dict[str, str] = {}
+        for i, store in enumerate(self.stores):
+            prefix = doc_prefix(store)
+            if prefix in prefixes:
+                raise ValueError(
+                    f"stores[{i}] would number its QuickBooks documents like '{prefixes[prefix]}' ('{prefix}...'); "
+                    "set a distinct doc_number_prefix on one of them")
+            prefixes[prefix] = store.name
+        return self
+
+    def store(self, name: str):
+        for store in self.stores:
+            if store.name == name:
+                return store
+        raise ConfigError("stores", f"no store named '{name}'",
+                          "use one of: " + ", ".join(s.name for s in self.stores))
+
+    @property
+    def ledger_path(self) -> Path:
+        return Path(self.ledger.removeprefix("sqlite:///"))
+
+
+SECRET_FIELDS = {"access_token", "consumer_key", "consumer_secret", "client_id", "client_secret",
+                 "refresh_token"}
+
+
+def _resolve(node, path: str, env, base: Path):
+    """Replace ``${...}`` references; refuse secrets written in clear."""
+    if isinstance(node, dict):
+        return {k: _resolve(v, f"{path}.{k}" if path else str(k), env, base) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_resolve(v, f"{path}[{i}]", env, base) for i, v in enumerate(node)]
+    leaf = path.rsplit(".", 1)[-1]
+    if isinstance(node, str):
+        match = REFERENCE.match(node.strip())
+        if match:
+            return _lookup(match.group("name"), path, env, base)
+        if "${" in node:
+            raise ConfigError(path, f"'{node}' is not a valid reference",
+                              "write the whole value as ${ENV_VAR} or ${file:/path}")
+    if leaf in SECRET_FIELDS and node is not None:
+        raise ConfigError(path, "a secret is written in clear in the YAML",
+                          f"move it to an environment variable and write {leaf}: ${{{leaf.upper()}}}")
+    return node
+
+
+def _lookup(name: str, path: str, env, base: Path) -> str:
+    if name.startswith("file:"):
+        secret_path = (base / name[5:]).expanduser()
+        if not secret_path.is_file():
+            raise ConfigError(path, f"secret file '{secret_path}' does not exist", "create it or fix the path")
+        mode = secret_path.stat().st_mode
+        if mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise ConfigError(path, f"secret file '{secret_path}' is readable by others",
+                              f"run: chmod 600 {secret_path}")
+        return secret_path.read_text(encoding="utf-8").strip()
+    value = env.get(name)
+    if value is None or value == "":
+        raise ConfigError(path, f"environment variable {name} is not set", f"export {name}=... before running")
+    return value
+
+
+def _first_error(exc: ValidationError) -> ConfigError:
+    err = exc.errors()[0]
+    loc = []
+    for part in err["loc"]:
+        if isinstance(part, int):
+            loc.append(f"[{part}]")
+        elif part in ("shopify", "woocommerce") and loc:
+            continue  # discriminator tag, not a key the user wrote
+        else:
+            loc.append(("." if loc else "") + str(part))
+    key = "".join(loc) or ("stores" if "stores[" in err["msg"] else "(top level)")
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return ConfigError(key, "unknown key", "remove it or check its spelling against config.example.yaml")
+    if kind == "missing":
+        return ConfigError(key, "required key is missing", "add it (see config.example.yaml)")
+    if kind == "union_tag_invalid":
+        return ConfigError(key + ".system" if key else "system", "system must be 'shopify' or 'woocommerce'",
+                           "set system: shopify or system: woocommerce")
+    message = err["msg"].removeprefix("Value error, ")
+    got = err.get("input")
+    shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+    return ConfigError(key, message + shown, "correct the value (see config.example.yaml)")
+
+
+def load_config(path: str | os.PathLike, env: dict | None = None) -> Settings:
+    """Read, resolve and validate the config file at ``path``.
+
+    Raises:
+        ConfigError: with the key and the fix, for any problem at all.
+    """
+    env = os.environ if env is None else env
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(str(path), "config file not found", "pass --config PATH or copy config.example.yaml")
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(str(path), f"not valid YAML{where}", "fix the YAML syntax") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(str(path), "the file is not a YAML mapping", "start from config.example.yaml")
+    resolved = _resolve(raw, "", env, path.parent)
+    try:
+        settings = Settings.model_validate(resolved)
+    except ValidationError as exc:
+        raise _first_error(exc) from None
+    if not Path(settings.ledger_path).is_absolute():
+        settings = settings.model_copy(update={"ledger": str(path.parent / settings.ledger_path)})
+    return settings

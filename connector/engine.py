@@ -1,0 +1,165 @@
+"""One sync pass: pull what changed from each store, plan steps, run the due ones.
+
+Reads top to bottom as named steps, like OCA's synchronizer: pull a window,
+record each order (skip if unchanged or older), plan its steps, then run
+due steps per target in batches and record how each attempt ended. The
+cursor advances only after the window's orders are committed (DESIGN.md,
+dlt's rule), and a window overlaps the previous one by the store's lookback
+so an order committed mid-run at the store is not missed.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable
+
+from connector.errors import PermanentError, RetryableError, SkippableError, SourceError
+from connector.ledger import Ledger, iso, utcnow
+from connector.model import balance_difference, content_hash, from_json
+from connector.planner import DEPENDENCIES, ORDER, steps_for
+from connector.protocols import OrderSource, Outcome, StepRunner, Work
+
+# Per-step retry schedule (seconds) before a step is declared dead.
+BACKOFF = (30, 120, 600, 1800, 3600, 6 * 3600, 12 * 3600)
+MAX_ATTEMPTS = len(BACKOFF) + 1
+
+
+@dataclass
+class StorePull:
+    store: str
+    fetched: int = 0
+    new: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    unbalanced: int = 0
+    error: str | None = None
+
+
+@dataclass
+class PassReport:
+    pulls: list[StorePull] = field(default_factory=list)
+    outcomes: dict[str, dict[str, int]] = field(default_factory=dict)  # step -> state -> n
+    created: dict[str, int] = field(default_factory=dict)  # step -> remote creates
+    calls: dict[str, int] = field(default_factory=dict)  # system -> API calls
+
+    def count(self, step: str, outcome: Outcome) -> None:
+        states = self.outcomes.setdefault(step, {})
+        states[outcome.state] = states.get(outcome.state, 0) + 1
+        if outcome.created:
+            self.created[step] = self.created.get(step, 0) + 1
+
+
+Progress = Callable[[str, int], None]  # (what, how many more) for progress bars
+
+
+def _parse(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+
+def pull_store(source: OrderSource, settings, ledger: Ledger, *, now: datetime | None = None,
+               progress: Progress | None = None) -> StorePull:
+    """Pull one store's changed orders into the ledger and plan their steps."""
+    result = StorePull(source.store)
+    now = now or utcnow()
+    stored = ledger.cursor(source.store)
+    cursor = _parse(stored) if stored else _parse(settings.initial_cursor)
+    since = cursor - timedelta(seconds=settings.lookback_seconds) if stored else cursor
+    until = now - timedelta(seconds=settings.safety_lag_seconds)
+    if until <= since:
+        return result
+    try:
+        for page in source.fetch_changed(since, until):
+            with ledger.transaction():
+                for order in page:
+                    _record(order, ledger, result)
+            if progress:
+                progress(f"pull:{source.store}", len(page))
+    except SourceError as exc:
+        result.error = str(exc)
+        return result  # cursor stays where it was: the window is read again next pass
+    ledger.set_cursor(source.store, iso(until))
+    ledger.record_event("pull", "ok", detail=f"{source.store} {iso(since)}..{iso(until)} {result.fetched} orders")
+    return result
+
+
+def _record(order, ledger: Ledger, result: StorePull) -> None:
+    result.fetched += 1
+    change = ledger.record_order(order)
+    setattr(result, change.outcome, getattr(result, change.outcome) + 1)
+    if change.outcome in ("new", "changed"):
+        if not balance_difference(order).is_zero():
+            result.unbalanced += 1
+        digest = content_hash(order)
+        for step in steps_for(order):
+            ledger.plan_step(order.order_key, step, DEPENDENCIES[step], digest)
+
+
+def run_due_steps(ledger: Ledger, runners: list[StepRunner], report: PassReport, *,
+                  progress: Progress | None = None) -> None:
+    """Run every due step, kind by kind in dependency order, until none is due."""
+    by_step = {step: runner for runner in runners for step in runner.steps}
+    for step in ORDER:
+        runner = by_step.get(step)
+        if runner is None:
+            continue
+        while True:
+            due = ledger.due_steps(step, limit=runner.batch_size)
+            if not due:
+                break
+            ledger.claim([row.id for row in due])
+            work = [Work(row.id, row.step, from_json(ledger.order_snapshot(row.order_key)), row.request_id,
+                         row.attempts + 1) for row in due]
+            started = time.monotonic()
+            try:
+                outcomes = runner.run(step, work)
+            except Exception as exc:  # a runner bug or outage must not lose the claimed steps
+                outcomes = [Outcome(w.step_id, "failed", error=exc) for w in work]
+            elapsed = int((time.monotonic() - started) * 1000)
+            for item, outcome in zip(work, outcomes):
+                _finish(ledger, item, outcome, elapsed // max(1, len(work)))
+                report.count(step, outcome)
+            if progress:
+                progress(step, len(work))
+
+
+def _finish(ledger: Ledger, item: Work, outcome: Outcome, duration_ms: int) -> None:
+    error = outcome.error
+    state, retry_at, what_to_do = outcome.state, None, None
+    if error is not None:
+        what_to_do = getattr(error, "what_to_do", None) or None
+        if isinstance(error, SkippableError):
+            state = "skipped"
+        elif isinstance(error, PermanentError):
+            state = "dead"
+        elif item.attempts >= MAX_ATTEMPTS:
+            state = "dead"
+            what_to_do = what_to_do or "the target kept failing; check its status, then replay"
+        else:
+            state = "failed"
+            delay = BACKOFF[min(item.attempts, len(BACKOFF)) - 1]
+            if isinstance(error, RetryableError) and error.retry_after:
+                delay = max(delay, error.retry_after)
+            retry_at = utcnow() + timedelta(seconds=delay)
+        outcome.state = state
+    message = str(error) if error is not None else outcome.note
+    ledger.finish_step(item.step_id, state, external_id=outcome.external_id, error=message,
+                       what_to_do=what_to_do, retry_at=retry_at)
+    ledger.record_event("attempt", state, order_key=item.order.order_key, step=item.step,
+                        request_id=item.request_id, detail=message, duration_ms=duration_ms)
+
+
+def sync_pass(sources: list[tuple[OrderSource, object]], runners: list[StepRunner], ledger: Ledger, *,
+              progress: Progress | None = None, now: datetime | None = None) -> PassReport:
+    """One whole pass: every store pulled, then every due step run."""
+    report = PassReport()
+    for source, settings in sources:
+        report.pulls.append(pull_store(source, settings, ledger, now=now, progress=progress))
+    run_due_steps(ledger, runners, report, progress=progress)
+    for source, _ in sources:
+        report.calls[source.system] = report.calls.get(source.system, 0) + source.calls
+    for runner in runners:
+        report.calls[runner.system] = report.calls.get(runner.system, 0) + runner.calls
+    return report

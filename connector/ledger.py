@@ -1,0 +1,257 @@
+"""The ledger: one SQLite file that remembers every order, step, binding and cursor.
+
+It is also the work queue: steps are rows, and workers claim the due ones.
+Every write happens in a short transaction, so a crash at any instant leaves
+the file consistent (WAL mode). Schema: docs/ledger.md; migrations:
+:mod:`connector.migrations`.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import sqlite_utils
+
+from connector.migrations import migrate
+from connector.model import Order, balance_difference, content_hash, to_json
+
+FINAL_STATES = ("done", "skipped")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+@dataclass(frozen=True)
+class OrderChange:
+    """What recording an order did: ``new``, ``changed``, ``unchanged`` or ``stale``."""
+
+    order_key: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class StepRow:
+    id: int
+    order_key: str
+    step: str
+    state: str
+    attempts: int
+    request_id: str | None
+    external_id: str | None
+    planned_hash: str
+
+
+class Ledger:
+    """Verb-on-noun access to the ledger file."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
+        conn.execute("PRAGMA foreign_keys=ON")
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        migrate(conn)
+
+    def close(self) -> None:
+        self.conn.close()
+
+    def transaction(self):
+        """``with ledger.transaction():`` groups writes atomically."""
+        return _Transaction(self.conn)
+
+    # -- orders -----------------------------------------------------------
+    def record_order(self, order: Order) -> OrderChange:
+        """Store the order's snapshot unless it is unchanged or older than what we hold.
+
+        An older snapshot (late webhook, slow poll) never overwrites a newer
+        one: the source's updated time decides (DESIGN.md guarantee 5).
+        """
+        digest = content_hash(order)
+        now = iso(utcnow())
+        row = self.conn.execute(
+            "SELECT content_hash, source_updated_at FROM orders WHERE order_key = ?", (order.order_key,)
+        ).fetchone()
+        updated = iso(order.updated_at)
+        values = {
+            "order_key": order.order_key, "store": order.store, "system": order.system,
+            "source_order_id": order.source_order_id, "name": order.name, "currency": order.currency,
+            "total": str(order.total.amount), "source_created_at": iso(order.created_at),
+            "source_updated_at": updated, "content_hash": digest, "snapshot": to_json(order),
+            "balance_difference": str(balance_difference(order).amount), "last_changed_at": now,
+        }
+        if row is None:
+            self.db["orders"].insert({**values, "first_seen_at": now})
+            return OrderChange(order.order_key, "new")
+        if row[0] == digest:
+            return OrderChange(order.order_key, "unchanged")
+        if updated < row[1]:
+            return OrderChange(order.order_key, "stale")
+        self.db["orders"].update(order.order_key, values)
+        return OrderChange(order.order_key, "changed")
+
+    def order_snapshot(self, order_key: str) -> str | None:
+        row = self.conn.execute("SELECT snapshot FROM orders WHERE order_key = ?", (order_key,)).fetchone()
+        return row[0] if row else None
+
+    # -- steps ------------------------------------------------------------
+    def plan_step(self, order_key: str, step: str, depends_on: tuple[str, ...], planned_hash: str,
+                  request_id: str | None = None) -> bool:
+        """Add a pending step unless the order already has it; True when added."""
+        now = iso(utcnow())
+        cursor = self.conn.execute(
+            "INSERT OR IGNORE INTO steps (order_key, step, depends_on, planned_hash, request_id,"
+            " created_at, updated_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (order_key, step, ",".join(depends_on), planned_hash, request_id, now, now, now),
+        )
+        return cursor.rowcount == 1
+
+    def due_steps(self, step: str, limit: int = 1000, now: datetime | None = None) -> list[StepRow]:
+        """Steps of one kind that may run now: due, and every dependency ended well."""
+        now_iso = iso(now or utcnow())
+        rows = self.conn.execute(
+            """
+            SELECT s.id, s.order_key, s.step, s.state, s.attempts, s.request_id, s.external_id,
+                   s.planned_hash, s.depends_on
+            FROM steps s
+            WHERE s.step = ?
+              AND (s.state = 'pending' OR (s.state = 'failed' AND s.next_attempt_at <= ?)
+                   OR (s.state = 'in_flight' AND s.lease_until <= ?))
+            ORDER BY s.id
+            LIMIT ?
+            """,
+            (step, now_iso, now_iso, limit * 4),
+        ).fetchall()
+        result = []
+        for row in rows:
+            if row[8] and not self._dependencies_met(row[1], row[8].split(",")):
+                continue
+            result.append(StepRow(*row[:8]))
+            if len(result) == limit:
+                break
+        return result
+
+    def _dependencies_met(self, order_key: str, names: list[str]) -> bool:
+        marks = ",".join("?" * len(names))
+        count = self.conn.execute(
+            f"SELECT COUNT(*) FROM steps WHERE order_key = ? AND step IN ({marks}) AND state IN ('done','skipped')",
+            (order_key, *names),
+        ).fetchone()[0]
+        return count == len(names)
+
+    def claim(self, step_ids: list[int], lease_seconds: int = 300) -> None:
+        """Mark steps in flight; the lease lets another worker recover them after a crash."""
+        lease = iso(utcnow() + timedelta(seconds=lease_seconds))
+        with self.transaction():
+            for step_id in step_ids:
+                self.conn.execute(
+                    "UPDATE steps SET state='in_flight', attempts=attempts+1, lease_until=?, updated_at=?"
+                    " WHERE id=?", (lease, iso(utcnow()), step_id))
+
+    def finish_step(self, step_id: int, state: str, *, external_id: str | None = None,
+                    error: str | None = None, what_to_do: str | None = None,
+                    retry_at: datetime | None = None) -> None:
+        """End an attempt: ``done``, ``skipped``, ``failed`` (with ``retry_at``) or ``dead``."""
+        self.conn.execute(
+            "UPDATE steps SET state=?, external_id=COALESCE(?, external_id), error=?, what_to_do=?,"
+            " next_attempt_at=?, lease_until=NULL, updated_at=? WHERE id=?",
+            (state, external_id, error, what_to_do, iso(retry_at) if retry_at else None, iso(utcnow()), step_id),
+        )
+
+    def step_counts(self) -> dict[str, dict[str, int]]:
+        """``{step: {state: count}}`` over the whole ledger."""
+        counts: dict[str, dict[str, int]] = {}
+        for step, state, n in self.conn.execute("SELECT step, state, COUNT(*) FROM steps GROUP BY step, state"):
+            counts.setdefault(step, {})[state] = n
+        return counts
+
+    def failures(self) -> list[dict]:
+        rows = self.conn.execute(
+            "SELECT order_key, step, state, attempts, error, what_to_do FROM steps"
+            " WHERE state IN ('failed','dead') ORDER BY order_key, step").fetchall()
+        keys = ("order_key", "step", "state", "attempts", "error", "what_to_do")
+        return [dict(zip(keys, row)) for row in rows]
+
+    # -- bindings ---------------------------------------------------------
+    def bind(self, system: str, kind: str, canonical_key: str, external_id: str, details: dict | None = None) -> None:
+        """Remember that ``canonical_key`` is ``external_id`` in ``system`` (committed at once)."""
+        now = iso(utcnow())
+        self.conn.execute(
+            "INSERT INTO bindings (system, kind, canonical_key, external_id, details, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (system, kind, canonical_key) DO UPDATE SET"
+            " external_id=excluded.external_id, details=excluded.details, updated_at=excluded.updated_at",
+            (system, kind, canonical_key, external_id, json.dumps(details) if details else None, now, now),
+        )
+
+    def binding(self, system: str, kind: str, canonical_key: str) -> str | None:
+        row = self.conn.execute(
+            "SELECT external_id FROM bindings WHERE system=? AND kind=? AND canonical_key=?",
+            (system, kind, canonical_key)).fetchone()
+        return row[0] if row else None
+
+    def binding_details(self, system: str, kind: str, canonical_key: str) -> dict | None:
+        row = self.conn.execute(
+            "SELECT details FROM bindings WHERE system=? AND kind=? AND canonical_key=?",
+            (system, kind, canonical_key)).fetchone()
+        return json.loads(row[0]) if row and row[0] else None
+
+    # -- cursors ----------------------------------------------------------
+    def cursor(self, store: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM cursors WHERE store = ?", (store,)).fetchone()
+        return row[0] if row else None
+
+    def set_cursor(self, store: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO cursors (store, value, updated_at) VALUES (?, ?, ?) ON CONFLICT (store) DO UPDATE"
+            " SET value=excluded.value, updated_at=excluded.updated_at", (store, value, iso(utcnow())))
+
+    # -- tokens -----------------------------------------------------------
+    def token(self, system: str, account: str) -> dict | None:
+        row = self.conn.execute(
+            "SELECT refresh_token, access_token, access_expires_at FROM tokens WHERE system=? AND account=?",
+            (system, account)).fetchone()
+        return dict(zip(("refresh_token", "access_token", "access_expires_at"), row)) if row else None
+
+    def save_token(self, system: str, account: str, refresh_token: str, access_token: str | None,
+                   access_expires_at: datetime | None) -> None:
+        """Commit a rotated refresh token before the old one is dropped (guarantee 6)."""
+        self.conn.execute(
+            "INSERT INTO tokens (system, account, refresh_token, access_token, access_expires_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (system, account) DO UPDATE SET"
+            " refresh_token=excluded.refresh_token, access_token=excluded.access_token,"
+            " access_expires_at=excluded.access_expires_at, updated_at=excluded.updated_at",
+            (system, account, refresh_token, access_token,
+             iso(access_expires_at) if access_expires_at else None, iso(utcnow())))
+
+    # -- events -----------------------------------------------------------
+    def record_event(self, kind: str, outcome: str, *, order_key: str | None = None, step: str | None = None,
+                     request_id: str | None = None, payload_hash: str | None = None,
+                     detail: str | None = None, duration_ms: int | None = None) -> None:
+        self.conn.execute(
+            "INSERT INTO events (at, order_key, step, kind, outcome, request_id, payload_hash, detail, duration_ms)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (iso(utcnow()), order_key, step, kind, outcome, request_id, payload_hash, detail, duration_ms))
+
+
+class _Transaction:
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def __enter__(self):
+        self.conn.execute("BEGIN IMMEDIATE")
+        return self.conn
+
+    def __exit__(self, exc_type, exc, tb):
+        self.conn.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False

@@ -1,0 +1,124 @@
+"""Ordered schema migrations for the SQLite ledger, recorded in the database.
+
+Each migration runs once, inside a transaction, and is recorded in
+``migrations`` with its version and name. Never edit a released migration:
+add a new one. The schema is described for humans in docs/ledger.md.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timezone
+
+MIGRATIONS: list[tuple[int, str, str]] = [
+    (1, "initial ledger", """
+        CREATE TABLE orders (
+            order_key TEXT PRIMARY KEY,           -- '<store>:<source_order_id>'
+            store TEXT NOT NULL,
+            system TEXT NOT NULL,
+            source_order_id TEXT NOT NULL,
+            name TEXT NOT NULL,
+            currency TEXT NOT NULL,
+            total TEXT NOT NULL,                  -- Decimal as text, never REAL
+            source_created_at TEXT NOT NULL,
+            source_updated_at TEXT NOT NULL,      -- guards against going backwards (guarantee 5)
+            content_hash TEXT NOT NULL,
+            snapshot TEXT NOT NULL,               -- canonical JSON of the order
+            balance_difference TEXT NOT NULL,     -- '0.00' when the order balances
+            first_seen_at TEXT NOT NULL,
+            last_changed_at TEXT NOT NULL
+        );
+        CREATE INDEX orders_store ON orders(store, source_updated_at);
+
+        CREATE TABLE steps (
+            id INTEGER PRIMARY KEY,
+            order_key TEXT NOT NULL REFERENCES orders(order_key),
+            step TEXT NOT NULL,                   -- e.g. 'quickbooks.invoice'
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending','in_flight','done','failed','dead','skipped')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            depends_on TEXT NOT NULL DEFAULT '',  -- comma list of this order's steps that must end first
+            planned_hash TEXT NOT NULL,           -- order content hash the step was planned for
+            lease_until TEXT,                     -- in_flight claims expire; a crashed worker's steps come back
+            request_id TEXT,                      -- deterministic QuickBooks requestid
+            external_id TEXT,                     -- what the step created or found
+            error TEXT,
+            what_to_do TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (order_key, step)
+        );
+        CREATE INDEX steps_due ON steps(state, next_attempt_at);
+
+        CREATE TABLE bindings (
+            system TEXT NOT NULL,                 -- hubspot | quickbooks
+            kind TEXT NOT NULL,                   -- contact | customer | item | invoice | payment ...
+            canonical_key TEXT NOT NULL,
+            external_id TEXT NOT NULL,
+            details TEXT,                         -- JSON: doc number, sync token, ...
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (system, kind, canonical_key)
+        );
+
+        CREATE TABLE cursors (
+            store TEXT PRIMARY KEY,
+            value TEXT NOT NULL,                  -- ISO-8601 UTC
+            updated_at TEXT NOT NULL
+        );
+
+        CREATE TABLE tokens (
+            system TEXT NOT NULL,
+            account TEXT NOT NULL,
+            refresh_token TEXT NOT NULL,
+            access_token TEXT,
+            access_expires_at TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (system, account)
+        );
+
+        CREATE TABLE events (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            order_key TEXT,
+            step TEXT,
+            kind TEXT NOT NULL,                   -- attempt | pull | plan | note
+            outcome TEXT NOT NULL,                -- ok | failed | dead | skipped | unchanged
+            request_id TEXT,
+            payload_hash TEXT,
+            detail TEXT,
+            duration_ms INTEGER
+        );
+        CREATE INDEX events_order ON events(order_key, at);
+
+        CREATE TABLE runs (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            summary TEXT
+        );
+    """),
+]
+
+
+def applied_versions(conn: sqlite3.Connection) -> set[int]:
+    conn.execute("CREATE TABLE IF NOT EXISTS migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+                 " applied_at TEXT NOT NULL)")
+    return {row[0] for row in conn.execute("SELECT version FROM migrations")}
+
+
+def migrate(conn: sqlite3.Connection) -> list[int]:
+    """Apply every migration not yet recorded; return the versions applied now."""
+    done = applied_versions(conn)
+    applied = []
+    for version, name, sql in MIGRATIONS:
+        if version in done:
+            continue
+        # executescript commits first; wrap the script so it applies whole or not at all.
+        conn.executescript("BEGIN;\n" + sql + f"""
+            INSERT INTO migrations (version, name, applied_at)
+            VALUES ({version}, '{name}', '{datetime.now(timezone.utc).isoformat()}');
+            COMMIT;""")
+        applied.append(version)
+    return applied

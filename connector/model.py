@@ -1,0 +1,429 @@
+"""The canonical order: one vendor-neutral model every source maps into.
+
+Money is always :class:`Money` (a ``Decimal`` amount with an ISO 4217
+currency); nothing here is ever a float. The model is plain frozen
+dataclasses so a snapshot can be hashed, stored and compared.
+
+The balance rule (DESIGN.md guarantee 4)::
+
+    sum(line gross) - discounts + shipping + tax + fees (- tip handled as fee) == total
+
+checked to the cent by :func:`balance_difference`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from enum import Enum
+
+CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True)
+class Money:
+    """An exact amount in one currency."""
+
+    amount: Decimal
+    currency: str
+
+    def __post_init__(self) -> None:
+        if isinstance(self.amount, float):
+            raise TypeError("Money amounts must be Decimal or str, never float")
+        if not isinstance(self.amount, Decimal):
+            object.__setattr__(self, "amount", Decimal(str(self.amount)))
+        if len(self.currency) != 3 or not self.currency.isalpha() or not self.currency.isupper():
+            raise ValueError(f"currency must be an ISO 4217 code like 'USD', got {self.currency!r}")
+
+    @classmethod
+    def of(cls, amount: str | int | Decimal, currency: str) -> "Money":
+        return cls(Decimal(str(amount)), currency)
+
+    @classmethod
+    def zero(cls, currency: str) -> "Money":
+        return cls(Decimal("0"), currency)
+
+    def _check(self, other: "Money") -> None:
+        if not isinstance(other, Money):
+            raise TypeError(f"cannot combine Money with {type(other).__name__}")
+        if other.currency != self.currency:
+            raise ValueError(f"currency mismatch: {self.currency} vs {other.currency}")
+
+    def __add__(self, other: "Money") -> "Money":
+        self._check(other)
+        return Money(self.amount + other.amount, self.currency)
+
+    def __sub__(self, other: "Money") -> "Money":
+        self._check(other)
+        return Money(self.amount - other.amount, self.currency)
+
+    def __neg__(self) -> "Money":
+        return Money(-self.amount, self.currency)
+
+    def times(self, factor: int | Decimal) -> "Money":
+        return Money(self.amount * Decimal(factor), self.currency)
+
+    def rounded(self) -> "Money":
+        """Round half up to the cent, the way stores and QuickBooks print totals."""
+        return Money(self.amount.quantize(CENT, rounding=ROUND_HALF_UP), self.currency)
+
+    def is_zero(self) -> bool:
+        return self.amount == 0
+
+    def __str__(self) -> str:
+        return f"{self.amount.quantize(CENT)} {self.currency}"
+
+
+def total(items, currency: str) -> Money:
+    """Sum Money values (an empty sum is zero in ``currency``)."""
+    result = Money.zero(currency)
+    for item in items:
+        result = result + item
+    return result
+
+
+class FinancialStatus(str, Enum):
+    PENDING = "pending"
+    AUTHORIZED = "authorized"
+    PARTIALLY_PAID = "partially_paid"
+    PAID = "paid"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    VOIDED = "voided"
+
+
+class FulfillmentStatus(str, Enum):
+    UNFULFILLED = "unfulfilled"
+    PARTIAL = "partial"
+    FULFILLED = "fulfilled"
+
+
+class TransactionKind(str, Enum):
+    SALE = "sale"
+    AUTHORIZATION = "authorization"
+    CAPTURE = "capture"
+    REFUND = "refund"
+    VOID = "void"
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    first_name: str | None = None
+    last_name: str | None = None
+    company: str | None = None
+    address1: str | None = None
+    address2: str | None = None
+    city: str | None = None
+    province: str | None = None
+    province_code: str | None = None
+    country: str | None = None
+    country_code: str | None = None
+    zip: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """Who bought. ``source_customer_id`` is None for guest checkouts."""
+
+    email: str | None
+    first_name: str | None = None
+    last_name: str | None = None
+    phone: str | None = None
+    company: str | None = None
+    source_customer_id: str | None = None
+
+    @property
+    def display_name(self) -> str:
+        name = " ".join(p for p in (self.first_name, self.last_name) if p)
+        return name or (self.email or "")
+
+
+@dataclass(frozen=True, slots=True)
+class TaxLine:
+    title: str
+    rate: Decimal
+    amount: Money
+
+
+@dataclass(frozen=True, slots=True)
+class Discount:
+    """An amount taken off; ``code`` is the coupon or discount title when known."""
+
+    amount: Money
+    code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Line:
+    """One order line. ``unit_price`` is before discounts; taxes are per line."""
+
+    source_line_id: str
+    sku: str | None
+    title: str
+    quantity: int
+    unit_price: Money
+    discounts: tuple[Discount, ...] = ()
+    tax_lines: tuple[TaxLine, ...] = ()
+    taxable: bool = True
+    # The store's own line amount before discounts, when it is not exactly
+    # unit_price * quantity (WooCommerce stores a line subtotal, not a unit price).
+    subtotal: Money | None = None
+
+    @property
+    def gross(self) -> Money:
+        return self.subtotal if self.subtotal is not None else self.unit_price.times(self.quantity)
+
+    @property
+    def discount_total(self) -> Money:
+        return total((d.amount for d in self.discounts), self.unit_price.currency)
+
+    @property
+    def net(self) -> Money:
+        return self.gross - self.discount_total
+
+    @property
+    def tax_total(self) -> Money:
+        return total((t.amount for t in self.tax_lines), self.unit_price.currency)
+
+
+@dataclass(frozen=True, slots=True)
+class ShippingLine:
+    title: str
+    price: Money
+    code: str | None = None
+    discount: Money | None = None
+    tax_lines: tuple[TaxLine, ...] = ()
+
+    @property
+    def net(self) -> Money:
+        return self.price - self.discount if self.discount else self.price
+
+
+@dataclass(frozen=True, slots=True)
+class FeeLine:
+    """A fee charged on top of lines (WooCommerce fee lines, tips)."""
+
+    title: str
+    amount: Money
+    tax_lines: tuple[TaxLine, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Transaction:
+    source_transaction_id: str
+    kind: TransactionKind
+    status: str  # success | pending | failure | error
+    amount: Money
+    gateway: str | None = None
+    processed_at: datetime | None = None
+    parent_id: str | None = None
+
+    @property
+    def is_captured_money(self) -> bool:
+        """True when money actually moved from the shopper to the merchant."""
+        return self.status == "success" and self.kind in (TransactionKind.SALE, TransactionKind.CAPTURE)
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    source_refund_id: str
+    created_at: datetime
+    amount: Money
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Fulfillment:
+    source_fulfillment_id: str
+    status: str
+    created_at: datetime | None = None
+    tracking_numbers: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Order:
+    """A store's order, in canonical form. ``order_key`` = ``<store>:<source_order_id>``."""
+
+    store: str
+    system: str  # shopify | woocommerce
+    source_order_id: str
+    name: str  # what the merchant and shopper see, e.g. "#1001"
+    currency: str
+    created_at: datetime
+    updated_at: datetime
+    customer: Customer
+    lines: tuple[Line, ...]
+    total: Money
+    billing_address: Address | None = None
+    shipping_address: Address | None = None
+    shipping_lines: tuple[ShippingLine, ...] = ()
+    fee_lines: tuple[FeeLine, ...] = ()
+    order_discounts: tuple[Discount, ...] = ()  # discounts not allocated to a line
+    tax_lines: tuple[TaxLine, ...] = ()  # order-level summary per rate
+    taxes_included: bool = False
+    financial_status: FinancialStatus = FinancialStatus.PENDING
+    fulfillment_status: FulfillmentStatus = FulfillmentStatus.UNFULFILLED
+    transactions: tuple[Transaction, ...] = ()
+    refunds: tuple[Refund, ...] = ()
+    fulfillments: tuple[Fulfillment, ...] = ()
+    cancelled_at: datetime | None = None
+    note: str | None = None
+    test: bool = False
+
+    @property
+    def order_key(self) -> str:
+        return f"{self.store}:{self.source_order_id}"
+
+    def zero(self) -> Money:
+        return Money.zero(self.currency)
+
+    @property
+    def line_total(self) -> Money:
+        return total((line.gross for line in self.lines), self.currency)
+
+    @property
+    def discount_total(self) -> Money:
+        line_discounts = total((line.discount_total for line in self.lines), self.currency)
+        shipping_discounts = total((s.discount for s in self.shipping_lines if s.discount), self.currency)
+        order_level = total((d.amount for d in self.order_discounts), self.currency)
+        return line_discounts + shipping_discounts + order_level
+
+    @property
+    def shipping_total(self) -> Money:
+        return total((s.price for s in self.shipping_lines), self.currency)
+
+    @property
+    def fee_total(self) -> Money:
+        return total((f.amount for f in self.fee_lines), self.currency)
+
+    @property
+    def tax_total(self) -> Money:
+        line_tax = total((line.tax_total for line in self.lines), self.currency)
+        shipping_tax = total((t.amount for s in self.shipping_lines for t in s.tax_lines), self.currency)
+        fee_tax = total((t.amount for f in self.fee_lines for t in f.tax_lines), self.currency)
+        return line_tax + shipping_tax + fee_tax
+
+    @property
+    def captured_total(self) -> Money:
+        return total((t.amount for t in self.transactions if t.is_captured_money), self.currency)
+
+    @property
+    def refunded_total(self) -> Money:
+        return total((r.amount for r in self.refunds), self.currency)
+
+    @property
+    def is_paid(self) -> bool:
+        return self.financial_status in (
+            FinancialStatus.PAID, FinancialStatus.PARTIALLY_REFUNDED, FinancialStatus.REFUNDED,
+        )
+
+
+def balance_difference(order: Order) -> Money:
+    """``computed - store total``; zero when the order balances to the cent.
+
+    With tax-inclusive prices the tax is already inside the line prices, so it
+    is not added again.
+    """
+    computed = order.line_total - order.discount_total + order.shipping_total + order.fee_total
+    if not order.taxes_included:
+        computed = computed + order.tax_total
+    return (computed - order.total).rounded()
+
+
+def content_hash(order: Order) -> str:
+    """A stable hash of everything in the order: equal hash, nothing to re-sync."""
+    return hashlib.sha256(to_json(order).encode()).hexdigest()
+
+
+def _encode(value):
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def to_dict(order: Order) -> dict:
+    return dataclasses.asdict(order)
+
+
+def to_json(order: Order) -> str:
+    """Canonical JSON (sorted keys): the ledger's order snapshot."""
+    return json.dumps(to_dict(order), default=_encode, sort_keys=True, separators=(",", ":"))
+
+
+def money_from(data: dict | None) -> Money | None:
+    if data is None:
+        return None
+    return Money(Decimal(data["amount"]), data["currency"])
+
+
+def _tax_lines(items) -> tuple[TaxLine, ...]:
+    return tuple(TaxLine(t["title"], Decimal(t["rate"]), money_from(t["amount"])) for t in items)
+
+
+def _discounts(items) -> tuple[Discount, ...]:
+    return tuple(Discount(money_from(d["amount"]), d.get("code")) for d in items)
+
+
+def _dt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def from_json(text: str) -> Order:
+    """Rebuild an :class:`Order` from :func:`to_json` output (ledger snapshots)."""
+    d = json.loads(text)
+    return Order(
+        store=d["store"],
+        system=d["system"],
+        source_order_id=d["source_order_id"],
+        name=d["name"],
+        currency=d["currency"],
+        created_at=_dt(d["created_at"]),
+        updated_at=_dt(d["updated_at"]),
+        customer=Customer(**d["customer"]),
+        lines=tuple(
+            Line(
+                source_line_id=x["source_line_id"], sku=x["sku"], title=x["title"],
+                quantity=x["quantity"], unit_price=money_from(x["unit_price"]),
+                discounts=_discounts(x["discounts"]), tax_lines=_tax_lines(x["tax_lines"]),
+                taxable=x["taxable"], subtotal=money_from(x.get("subtotal")),
+            )
+            for x in d["lines"]
+        ),
+        total=money_from(d["total"]),
+        billing_address=Address(**d["billing_address"]) if d["billing_address"] else None,
+        shipping_address=Address(**d["shipping_address"]) if d["shipping_address"] else None,
+        shipping_lines=tuple(
+            ShippingLine(s["title"], money_from(s["price"]), s["code"], money_from(s["discount"]),
+                         _tax_lines(s["tax_lines"]))
+            for s in d["shipping_lines"]
+        ),
+        fee_lines=tuple(FeeLine(f["title"], money_from(f["amount"]), _tax_lines(f["tax_lines"]))
+                        for f in d["fee_lines"]),
+        order_discounts=_discounts(d["order_discounts"]),
+        tax_lines=_tax_lines(d["tax_lines"]),
+        taxes_included=d["taxes_included"],
+        financial_status=FinancialStatus(d["financial_status"]),
+        fulfillment_status=FulfillmentStatus(d["fulfillment_status"]),
+        transactions=tuple(
+            Transaction(t["source_transaction_id"], TransactionKind(t["kind"]), t["status"],
+                        money_from(t["amount"]), t["gateway"], _dt(t["processed_at"]), t["parent_id"])
+            for t in d["transactions"]
+        ),
+        refunds=tuple(Refund(r["source_refund_id"], _dt(r["created_at"]), money_from(r["amount"]), r["note"])
+                      for r in d["refunds"]),
+        fulfillments=tuple(Fulfillment(f["source_fulfillment_id"], f["status"], _dt(f["created_at"]),
+                                       tuple(f["tracking_numbers"]))
+                           for f in d["fulfillments"]),
+        cancelled_at=_dt(d["cancelled_at"]),
+        note=d["note"],
+        test=d["test"],
+    )

@@ -1,0 +1,70 @@
+"""The small protocols through which the engine reaches sources and targets.
+
+The engine knows no vendor: it pulls pages of canonical orders from an
+:class:`OrderSource` and hands due steps to a :class:`StepRunner`. The
+composition root (:mod:`connector.composition`) builds the concrete ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Iterator, Protocol
+
+from connector.model import Order
+
+
+class OrderSource(Protocol):
+    """One configured store."""
+
+    store: str
+    system: str
+    calls: int
+
+    def fetch_changed(self, since: datetime, until: datetime) -> Iterator[list[Order]]:
+        """Yield pages of orders whose source updated time is in ``[since, until)``."""
+
+
+@dataclass(frozen=True)
+class Work:
+    """One due step and the order snapshot it acts on."""
+
+    step_id: int
+    step: str
+    order: Order
+    request_id: str | None
+    attempts: int
+
+
+@dataclass
+class Outcome:
+    """How one attempt ended. ``state`` is done | skipped | failed | dead."""
+
+    step_id: int
+    state: str
+    external_id: str | None = None
+    error: Exception | None = None
+    created: bool = False  # True when this attempt created something remote
+    note: str | None = None
+
+
+class StepRunner(Protocol):
+    """Runs the steps of one target system."""
+
+    system: str
+    steps: tuple[str, ...]  # the step names it runs, in the order they must run
+    batch_size: int
+    calls: int
+
+    def run(self, step: str, work: list[Work]) -> list[Outcome]:
+        """Run a batch of due steps of one kind; one outcome per item of ``work``."""
+
+
+@dataclass
+class Tally:
+    """Counts a runner reports for the summary: ``{'contacts created': 3, ...}``."""
+
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, name: str, n: int = 1) -> None:
+        self.counts[name] = self.counts.get(name, 0) + n

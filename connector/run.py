@@ -1,0 +1,112 @@
+"""Run a sync pass for the CLI: progress bar while it runs, summary tables after."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from connector.composition import build_runners, build_sources
+from connector.engine import PassReport, sync_pass
+from connector.ledger import Ledger
+
+CREATED_LABELS = {
+    "hubspot.contact": "HubSpot contacts created",
+    "quickbooks.customer": "QuickBooks customers created",
+    "quickbooks.invoice": "QuickBooks invoices created",
+    "quickbooks.payment": "QuickBooks payments created",
+}
+
+
+def run_sync_pass(settings, console: Console, *, only_store: str | None = None, show_progress: bool = True) -> int:
+    """One pass with a progress bar; returns the exit code (0 ok, 1 a store could not be read)."""
+    ledger = Ledger(settings.ledger_path)
+    try:
+        sources = build_sources(settings, only_store)
+        runners = build_runners(settings, ledger)
+        with Progress(SpinnerColumn(), TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), console=console, disable=not show_progress, transient=False) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(what: str, n: int) -> None:
+                if what not in tasks:
+                    total = None if what.startswith("pull:") else _due_total(ledger, what)
+                    tasks[what] = bar.add_task(what.replace("pull:", "pull "), total=total)
+                bar.advance(tasks[what], n)
+
+            report = sync_pass(sources, runners, ledger, progress=progress)
+            for task_id in tasks.values():
+                task = bar.tasks[task_id]
+                bar.update(task_id, total=task.completed)
+        print_report(report, console)
+        print_failures(ledger, console)
+        console.print(f"ledger: {settings.ledger_path.resolve()}")
+        return 1 if any(p.error for p in report.pulls) else 0
+    finally:
+        ledger.close()
+
+
+def _due_total(ledger: Ledger, step: str) -> int:
+    counts = ledger.step_counts().get(step, {})
+    return sum(n for state, n in counts.items() if state in ("pending", "failed", "in_flight"))
+
+
+def print_report(report: PassReport, console: Console) -> None:
+    pulls = Table(title="Orders pulled")
+    for column in ("store", "fetched", "new", "changed", "unchanged", "older (ignored)", "unbalanced", "error"):
+        pulls.add_column(column, justify="left" if column in ("store", "error") else "right")
+    for p in report.pulls:
+        pulls.add_row(p.store, str(p.fetched), str(p.new), str(p.changed), str(p.unchanged), str(p.stale),
+                      str(p.unbalanced), p.error or "")
+    console.print(pulls)
+
+    writes = Table(title="Written this pass")
+    writes.add_column("what")
+    writes.add_column("count", justify="right")
+    for step, label in CREATED_LABELS.items():
+        writes.add_row(label, str(report.created.get(step, 0)))
+    for step, states in report.outcomes.items():
+        writes.add_row(f"{step} steps", ", ".join(f"{n} {s}" for s, n in sorted(states.items())))
+    for system, calls in sorted(report.calls.items()):
+        writes.add_row(f"{system} API calls", str(calls))
+    console.print(writes)
+
+
+def print_failures(ledger: Ledger, console: Console, limit: int = 20) -> None:
+    failures = ledger.failures()
+    if not failures:
+        console.print("failures: none")
+        return
+    table = Table(title=f"Failures ({len(failures)})")
+    for column in ("order", "step", "state", "tries", "error", "what to do"):
+        table.add_column(column, overflow="fold")
+    for f in failures[:limit]:
+        table.add_row(f["order_key"], f["step"], f["state"], str(f["attempts"]), f["error"] or "",
+                      f["what_to_do"] or "")
+    console.print(table)
+    if len(failures) > limit:
+        console.print(f"... and {len(failures) - limit} more: o2c status lists them all")
+
+
+def print_status(settings, console: Console) -> None:
+    ledger = Ledger(settings.ledger_path)
+    try:
+        table = Table(title="Steps by state")
+        states = ("pending", "in_flight", "done", "skipped", "failed", "dead")
+        table.add_column("step")
+        for s in states:
+            table.add_column(s, justify="right")
+        for step, counts in sorted(ledger.step_counts().items()):
+            table.add_row(step, *(str(counts.get(s, 0)) for s in states))
+        console.print(table)
+        orders = Table(title="Orders per store")
+        orders.add_column("store")
+        orders.add_column("orders", justify="right")
+        orders.add_column("cursor")
+        for store in settings.stores:
+            n = ledger.conn.execute("SELECT COUNT(*) FROM orders WHERE store = ?", (store.name,)).fetchone()[0]
+            orders.add_row(store.name, str(n), ledger.cursor(store.name) or "(never synced)")
+        console.print(orders)
+        print_failures(ledger, console, limit=1000)
+    finally:
+        ledger.close()

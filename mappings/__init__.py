@@ -1,0 +1,1 @@
+"""Pure translations: source orders -> canonical; canonical -> target payloads. No I/O here."""

@@ -1,0 +1,180 @@
+"""Seeded generator of realistic orders, in a vendor-neutral "order spec" form.
+
+The spec is what a shopper did (who, what, how much, paid or not); each
+emulator renders it into its own vendor's wire shape and does its own
+arithmetic, the way that vendor does it. The product never sees a spec: it
+only sees what the emulators serve.
+
+An order spec is a plain JSON-able dict::
+
+    {
+      "number": 1001,                       # store-visible order number
+      "created_at": "2026-11-01T10:00:00Z", # UTC, second resolution
+      "updated_at": "2026-11-01T10:05:00Z",
+      "currency": "USD",
+      "customer": {"first_name", "last_name", "email" (str or None), "phone" (str or None)},
+      "billing_address":  {"first_name", "last_name", "company", "address1", "address2",
+                           "city", "province", "province_code", "country", "country_code",
+                           "zip", "phone"},
+      "shipping_address": {... same keys ...},
+      "lines": [{"sku", "title", "quantity" (int), "unit_price" ("19.99"),
+                 "discount" ("2.00", whole-line amount off, >= 0), "taxable" (bool)}],
+      "shipping": [{"title", "code", "price" ("5.00")}],
+      "tax_rate": "0.0825",                 # applied per line and to shipping, rounded per line
+      "tax_title": "State tax",
+      "taxes_included": false,
+      "financial_status": "paid" | "pending" | "authorized",
+      "gateway": "shopify_payments" | "stripe" | "bacs" | ...,
+      "fulfillment_status": "fulfilled" | "unfulfilled",
+      "cancelled": false,
+      "note": str or None,
+    }
+
+Money values are decimal strings with two places; nothing here is a float.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+FIRST_NAMES = [
+    "Ada", "Grace", "Alan", "Katherine", "Linus", "Margaret", "Edsger", "Barbara",
+    "Dennis", "Frances", "Ken", "Radia", "Tim", "Hedy", "John", "Mary", "Sophie",
+    "Zoë", "José", "Ingrid", "Mateo", "Aiko", "Olu", "Priya", "Chen",
+]
+LAST_NAMES = [
+    "Lovelace", "Hopper", "Turing", "Johnson", "Torvalds", "Hamilton", "Dijkstra",
+    "Liskov", "Ritchie", "Allen", "Thompson", "Perlman", "Berners-Lee", "Lamarr",
+    "O'Neil", "Müller", "García", "Nakamura", "Adeyemi", "Sharma", "Wei",
+]
+CITIES = [
+    ("Austin", "Texas", "TX", "78701"),
+    ("Portland", "Oregon", "OR", "97201"),
+    ("Brooklyn", "New York", "NY", "11201"),
+    ("Denver", "Colorado", "CO", "80202"),
+    ("Madison", "Wisconsin", "WI", "53703"),
+    ("Raleigh", "North Carolina", "NC", "27601"),
+]
+STREETS = ["Main St", "Oak Ave", "Pine Rd", "Maple Dr", "Cedar Ln", "Elm St", "Lake Blvd"]
+PRODUCTS = [
+    ("TSHIRT-BLK-M", "Organic T-shirt - Black / M", "24.00"),
+    ("TSHIRT-WHT-L", "Organic T-shirt - White / L", "24.00"),
+    ("MUG-12OZ", "Stoneware mug 12oz", "16.50"),
+    ("CAP-NAVY", "Cotton cap - Navy", "19.99"),
+    ("TOTE-CANVAS", "Canvas tote bag", "12.95"),
+    ("SOCKS-3PK", "Merino socks (3 pack)", "29.00"),
+    ("POSTER-A2", "Risograph poster A2", "35.00"),
+    ("STICKER-SET", "Sticker set", "4.99"),
+    ("HOODIE-GRY-S", "Heavyweight hoodie - Grey / S", "64.00"),
+    ("BOTTLE-750", "Insulated bottle 750ml", "31.49"),
+    ("NOTEBOOK-A5", "Dot-grid notebook A5", "9.75"),
+    ("GIFTBOX", "Gift wrapping", "3.33"),
+]
+SHIPPING = [("Standard", "standard", "5.00"), ("Express", "express", "12.50"), ("Free shipping", "free", "0.00")]
+TAX_RATES = [("State tax", "0.0825"), ("State tax", "0.0725"), ("Sales tax", "0.06"), ("No tax", "0")]
+CENT = Decimal("0.01")
+
+
+def _money(value: Decimal) -> str:
+    return str(value.quantize(CENT))
+
+
+def _address(rng: random.Random, first: str, last: str, phone: str | None) -> dict:
+    city, province, code, zip_code = rng.choice(CITIES)
+    return {
+        "first_name": first,
+        "last_name": last,
+        "company": rng.choice([None, None, None, "Acme Studio", "Northwind LLC"]),
+        "address1": f"{rng.randint(1, 9999)} {rng.choice(STREETS)}",
+        "address2": rng.choice([None, None, "Apt 2", "Suite 100"]),
+        "city": city,
+        "province": province,
+        "province_code": code,
+        "country": "United States",
+        "country_code": "US",
+        "zip": zip_code,
+        "phone": phone,
+    }
+
+
+def generate_customers(rng: random.Random, count: int) -> list[dict]:
+    """A pool of shoppers; some buy more than once, a few have no email."""
+    customers = []
+    for i in range(count):
+        first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
+        slug = f"{first}.{last}".lower().replace("'", "").replace(" ", "")
+        slug = slug.encode("ascii", "ignore").decode() or "shopper"
+        email = f"{slug}.{i}@example.com" if rng.random() > 0.03 else None
+        phone = f"+1555{rng.randint(1000000, 9999999)}" if rng.random() > 0.3 else None
+        customers.append({"first_name": first, "last_name": last, "email": email, "phone": phone})
+    return customers
+
+
+def generate_orders(
+    seed: int,
+    count: int,
+    *,
+    start: datetime | None = None,
+    first_number: int = 1001,
+    currency: str = "USD",
+    gateways: tuple[str, ...] = ("shopify_payments",),
+) -> list[dict]:
+    """Return ``count`` order specs, reproducible for a given ``seed``.
+
+    Orders are spread over the days after ``start`` (default: 30 days ago),
+    in creation order; about 1 in 4 customers orders more than once.
+    """
+    rng = random.Random(seed)
+    start = start or (datetime.now(timezone.utc) - timedelta(days=30)).replace(microsecond=0)
+    customers = generate_customers(rng, max(1, int(count * 0.75)))
+    orders = []
+    moment = start
+    for n in range(count):
+        moment = moment + timedelta(seconds=rng.randint(60, 3600 * 6))
+        customer = rng.choice(customers)
+        billing = _address(rng, customer["first_name"], customer["last_name"], customer["phone"])
+        shipping_address = billing if rng.random() > 0.2 else _address(
+            rng, customer["first_name"], customer["last_name"], customer["phone"]
+        )
+        lines = []
+        for sku, title, price in rng.sample(PRODUCTS, rng.randint(1, 4)):
+            quantity = rng.choice([1, 1, 1, 2, 2, 3, 5])
+            gross = Decimal(price) * quantity
+            discount = Decimal("0")
+            if rng.random() < 0.2:
+                discount = (gross * Decimal(rng.choice(["0.10", "0.15", "0.20"]))).quantize(CENT)
+            lines.append({
+                "sku": sku,
+                "title": title,
+                "quantity": quantity,
+                "unit_price": price,
+                "discount": _money(discount),
+                "taxable": sku != "GIFTBOX",
+            })
+        ship_title, ship_code, ship_price = rng.choice(SHIPPING)
+        tax_title, tax_rate = rng.choice(TAX_RATES)
+        roll = rng.random()
+        financial_status = "paid" if roll < 0.8 else ("pending" if roll < 0.93 else "authorized")
+        updated = moment + timedelta(seconds=rng.randint(0, 900))
+        orders.append({
+            "number": first_number + n,
+            "created_at": moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "updated_at": updated.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "currency": currency,
+            "customer": dict(customer),
+            "billing_address": billing,
+            "shipping_address": shipping_address,
+            "lines": lines,
+            "shipping": [{"title": ship_title, "code": ship_code, "price": ship_price}],
+            "tax_rate": tax_rate,
+            "tax_title": tax_title,
+            "taxes_included": False,
+            "financial_status": financial_status,
+            "gateway": rng.choice(gateways),
+            "fulfillment_status": "fulfilled" if rng.random() < 0.6 else "unfulfilled",
+            "cancelled": False,
+            "note": rng.choice([None, None, None, "Please gift wrap", "Leave at the door"]),
+        })
+    return orders

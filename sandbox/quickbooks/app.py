@@ -1,0 +1,298 @@
+"""QuickBooks Online emulator: the v3 REST routes (create/read/update/delete/void, query, batch, CDC).
+
+``create_app(options)`` returns the Starlette app that ``sandbox/runner.py`` serves. Paths,
+auth and bodies follow ``shared/notes/quickbooks.md``; only the base URL differs, so
+python-quickbooks 0.9.12 talks to it with ``qb.api_url_v3 = "http://127.0.0.1:PORT/v3"``.
+The control API (``/_sandbox/...``) lives in ``control.py``; OAuth in ``oauth.py``.
+
+Options (``--options '{"quickbooks": {...}}'``): ``latency_ms``, ``requests_per_minute`` (500),
+``batch_requests_per_minute`` (40), ``max_concurrent`` (10), ``throttle_format`` ("xml" | "json"), ``auth_fault_format``
+("json" | "xml"), ``refresh_grace_seconds`` (86400), ``access_token_ttl_seconds`` (3600),
+``replay_faults`` (false), ``utc_offset`` ("-07:00"), ``company_settings`` (defaults for new companies).
+``POST /_sandbox/options`` changes them at run time until the next reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sandbox.quickbooks import batch as batch_ops
+from sandbox.quickbooks import control, entities, faults, query
+from sandbox.quickbooks.idempotency import MAX_REQUEST_ID, ReplayStore
+from sandbox.quickbooks.oauth import OAuthServer
+from sandbox.quickbooks.store import ENTITIES, SEED, Company
+from sandbox.quickbooks.wire import Clock, dumps, json_response, loads, raw_response
+
+
+class Emulator:
+    """All state of one QuickBooks emulator: companies, tokens, replays, counters, faults."""
+
+    def __init__(self, options: dict):
+        self.base_options = dict(options or {})
+        self.options = dict(self.base_options)
+        self.clock = Clock(self.options.get("utc_offset", "-07:00"))
+        self.oauth = OAuthServer(self.clock, self.options, on_realm=self.company)
+        self.reset()
+
+    def reset(self) -> None:
+        self.options = dict(self.base_options)
+        self.companies: dict[str, Company] = {}
+        self.oauth.reset()
+        self.replays = ReplayStore(bool(self.options.get("replay_faults", False)))
+        self.counters = {"requests": 0, "by_endpoint": {}, "throttled": 0, "writes": 0, "replays": 0}
+        self.faults: list[dict] = []
+        self.windows: dict[str, deque] = {}
+        self.in_flight: dict[str, int] = {}
+        self.clock.skew = 0.0
+
+    def company(self, realm: str, settings: dict | None = None) -> Company:
+        """The company for ``realm``, created with the seed chart (notes §1) on first use."""
+        company = self.companies.get(realm)
+        if company is None:
+            merged = dict(self.options.get("company_settings", {}))
+            merged.update(settings or {})
+            company = self.companies[realm] = Company(realm, self.clock, merged)
+            for entity, rows in SEED.items():
+                for row in rows:
+                    entities.create(company, entity, dict(row))
+        elif settings:
+            company.settings.update(settings)
+        return company
+
+    # -- request plumbing ------------------------------------------------------------------
+    def count(self, endpoint: str, status: int) -> None:
+        self.counters["requests"] += 1
+        bucket = self.counters["by_endpoint"].setdefault(endpoint, {"total": 0})
+        bucket["total"] += 1
+        bucket[str(status)] = bucket.get(str(status), 0) + 1
+        if status == 429:
+            self.counters["throttled"] += 1
+
+    def fault_response(self, fault: faults.Fault, request: Request, force_xml: bool = False) -> Response:
+        accept = request.headers.get("accept", "")
+        if force_xml or ("xml" in accept and "json" not in accept):
+            return raw_response(fault.xml(self.clock.stamp()).encode("utf-8"), fault.status, "application/xml")
+        return json_response(fault.envelope(self.clock.stamp()), fault.status)
+
+    def _authenticate(self, request: Request, realm: str) -> Response | None:
+        header = request.headers.get("authorization", "")
+        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        owner, why = self.oauth.realm_of(token) if token else (None, "Missing bearer token")
+        epoch_ms = int(self.clock.now() * 1000)
+        if owner is None:
+            if self.options.get("auth_fault_format") == "xml":
+                return self.fault_response(faults.auth_failed_xml(), request, force_xml=True)
+            return json_response(faults.auth_failed_json(epoch_ms, why), 401)
+        if owner != realm:
+            return json_response(faults.forbidden_json(epoch_ms), 403)
+        return None
+
+    def _throttle(self, request: Request, realm: str) -> Response | None:
+        """500 requests/min per realm and 10 concurrent (notes §3) -> 429, XML by default."""
+        now = self.clock.now()
+        windows = [(realm, int(self.options.get("requests_per_minute", 500)))]
+        if request.url.path.endswith("/batch"):  # and 40 batch requests/min (notes §2.2, §3)
+            windows.append((realm + "/batch", int(self.options.get("batch_requests_per_minute", 40))))
+        over = self.in_flight.get(realm, 0) >= int(self.options.get("max_concurrent", 10))
+        for key, limit in windows:
+            window = self.windows.setdefault(key, deque())
+            while window and window[0] <= now - 60:
+                window.popleft()
+            over = over or len(window) >= limit
+        if over:
+            xml = self.options.get("throttle_format", "xml") == "xml"
+            return self.fault_response(faults.throttled(), request, force_xml=xml)
+        for key, _ in windows:
+            self.windows[key].append(now)
+        return None
+
+    def _injected(self, request: Request) -> dict | None:
+        """First matching injected fault (``POST /_sandbox/faults``), consuming one use."""
+        for rule in self.faults:
+            if rule.get("times", 1) <= 0:
+                continue
+            if rule.get("method") and rule["method"].upper() != request.method:
+                continue
+            if rule.get("path_contains") and rule["path_contains"] not in request.url.path:
+                continue
+            rule["times"] = rule.get("times", 1) - 1
+            return rule
+        return None
+
+    async def handle(self, request: Request, endpoint: str, work, write: bool = False) -> Response:
+        """Auth, throttle, latency, injected faults, requestid replay, then ``work(company)``."""
+        realm = request.path_params["realm"]
+        response = await self._handle(request, realm, work, write)
+        self.count(endpoint, response.status_code)
+        return response
+
+    async def _handle(self, request: Request, realm: str, work, write: bool) -> Response:
+        denied = self._authenticate(request, realm)
+        if denied is not None:
+            return denied
+        throttled = self._throttle(request, realm)
+        if throttled is not None:
+            return throttled
+        self.in_flight[realm] = self.in_flight.get(realm, 0) + 1
+        try:
+            rule = self._injected(request)
+            latency = (rule or {}).get("latency_ms", self.options.get("latency_ms", 0))
+            if latency:
+                await asyncio.sleep(latency / 1000)
+            if rule and rule.get("status") and not rule.get("after_write"):
+                return self._injected_response(rule, request)
+            request_id = request.query_params.get("requestid") if write else None
+            key = None
+            if request_id:
+                if len(request_id) > MAX_REQUEST_ID:
+                    return self.fault_response(faults.too_long("requestid", MAX_REQUEST_ID), request)
+                key = self.replays.key(realm, request_id, await batch_ops.bids_of(request))
+                stored = self.replays.get(key)
+                if stored is not None:
+                    self.counters["replays"] += 1
+                    return raw_response(stored.body, stored.status, stored.media_type)
+            company = self.company(realm)
+            try:
+                body, writes = await work(company)
+                status = 200
+                payload = dumps({**body, "time": self.clock.stamp()}).encode("utf-8")
+            except faults.Fault as fault:
+                writes, status = 0, fault.status
+                if fault.code == "6240" and company.settings.get("duplicate_name_variant") == "lowercase":
+                    # Intuit intermittently answers 6240 in a lower-case envelope (notes §1.1).
+                    payload = dumps(faults.lowercase_envelope(fault, int(self.clock.now() * 1000))).encode()
+                else:
+                    payload = dumps(fault.envelope(self.clock.stamp())).encode("utf-8")
+            self.counters["writes"] += writes
+            if key is not None:
+                self.replays.put(key, status, "application/json;charset=UTF-8", payload)
+            if rule and rule.get("status"):  # the write happened, the answer is lost (crash after send)
+                return self._injected_response(rule, request)
+            return raw_response(payload, status, "application/json;charset=UTF-8")
+        finally:
+            self.in_flight[realm] -= 1
+
+    def _injected_response(self, rule: dict, request: Request) -> Response:
+        status = int(rule["status"])
+        if status == 429:
+            xml = rule.get("format", self.options.get("throttle_format", "xml")) == "xml"
+            return self.fault_response(faults.throttled(), request, force_xml=xml)
+        fault = faults.server_error()
+        fault.status = status
+        return self.fault_response(fault, request, force_xml=rule.get("format") == "xml")
+
+
+async def _json_body(request: Request) -> dict:
+    raw = await request.body()
+    try:
+        body = loads(raw) if raw else {}
+    except ValueError as exc:
+        raise faults.invalid_property(f"body is not valid JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise faults.invalid_property("body must be a JSON object")
+    return body
+
+
+def _entity(request: Request) -> str:
+    name = ENTITIES.get(request.path_params["entity"].lower())
+    if name is None:
+        raise faults.unsupported(f"{request.method} {request.path_params['entity']}")
+    return name
+
+
+def create_app(options: dict | None = None) -> Starlette:
+    """Build the QuickBooks emulator app (see module docstring for ``options``)."""
+    emu = Emulator(options or {})
+
+    async def write_entity(request: Request) -> Response:
+        async def work(company: Company):
+            entity = _entity(request)
+            body = await _json_body(request)
+            params = request.query_params
+            operation = (params.get("operation") or "").lower()
+            include = {part.strip().lower() for part in (params.get("include") or "").split(",")}
+            if operation == "delete":
+                return {entity: entities.delete(company, entity, body)}, 1
+            if operation == "void" or "void" in include:
+                return {entity: entities.void(company, entity, body)}, 1
+            allow_dup = "allowduplicatedocnum" in include
+            if body.get("Id") not in (None, ""):
+                return {entity: entities.update(company, entity, body, allow_dup)}, 1
+            return {entity: entities.create(company, entity, body, allow_dup)}, 1
+        name = request.path_params["entity"].lower()
+        return await emu.handle(request, f"POST /v3/company/{{realm}}/{name}", work, write=True)
+
+    async def read_entity(request: Request) -> Response:
+        async def work(company: Company):
+            if request.path_params["entity"].lower() == "companyinfo":
+                return {"CompanyInfo": company.company_info()}, 0
+            entity = _entity(request)
+            obj = company.get(entity, request.path_params["id"])
+            if obj is None:
+                raise faults.not_found(entity)
+            return {entity: obj}, 0
+        name = request.path_params["entity"].lower()
+        return await emu.handle(request, f"GET /v3/company/{{realm}}/{name}/{{id}}", work)
+
+    async def run_query(request: Request) -> Response:
+        async def work(company: Company):
+            if request.method == "GET":
+                text = request.query_params.get("query", "")
+            else:
+                text = (await request.body()).decode("utf-8")
+            return {"QueryResponse": query.run(company, text)}, 0
+        return await emu.handle(request, f"{request.method} /v3/company/{{realm}}/query", work)
+
+    async def run_batch(request: Request) -> Response:
+        async def work(company: Company):
+            return batch_ops.run(company, await _json_body(request))
+        return await emu.handle(request, "POST /v3/company/{realm}/batch", work, write=True)
+
+    async def read_preferences(request: Request) -> Response:
+        async def work(company: Company):
+            return {"Preferences": company.preferences()}, 0
+        return await emu.handle(request, "GET /v3/company/{realm}/preferences", work)
+
+    async def run_cdc(request: Request) -> Response:
+        async def work(company: Company):
+            return batch_ops.cdc(company, request.query_params), 0
+        return await emu.handle(request, "GET /v3/company/{realm}/cdc", work)
+
+    async def discovery(request: Request) -> Response:
+        emu.count("GET /.well-known/openid_configuration", 200)
+        return emu.oauth.discovery(request)
+
+    async def token(request: Request) -> Response:
+        response = await emu.oauth.token(request)
+        emu.count("POST /oauth2/v1/tokens/bearer", response.status_code)
+        return response
+
+    async def revoke(request: Request) -> Response:
+        response = await emu.oauth.revoke(request)
+        emu.count("POST /v2/oauth2/tokens/revoke", response.status_code)
+        return response
+
+    routes = [
+        Route("/.well-known/openid_sandbox_configuration/", discovery, methods=["GET"]),
+        Route("/.well-known/openid_sandbox_configuration", discovery, methods=["GET"]),
+        Route("/.well-known/openid_configuration/", discovery, methods=["GET"]),
+        Route("/.well-known/openid_configuration", discovery, methods=["GET"]),
+        Route("/oauth2/v1/tokens/bearer", token, methods=["POST"]),
+        Route("/v2/oauth2/tokens/revoke", revoke, methods=["POST"]),
+        Route("/v3/company/{realm}/query", run_query, methods=["GET", "POST"]),
+        Route("/v3/company/{realm}/batch", run_batch, methods=["POST"]),
+        Route("/v3/company/{realm}/cdc", run_cdc, methods=["GET"]),
+        Route("/v3/company/{realm}/preferences", read_preferences, methods=["GET"]),
+        Route("/v3/company/{realm}/{entity}", write_entity, methods=["POST"]),
+        Route("/v3/company/{realm}/{entity}/{id}", read_entity, methods=["GET"]),
+        *control.routes(emu),
+    ]
+    app = Starlette(routes=routes)
+    app.state.emulator = emu
+    return app

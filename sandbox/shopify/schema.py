@@ -1,0 +1,182 @@
+"""The real Admin GraphQL schema 2026-01, loaded once, with resolvers wired onto it.
+
+The SDL (notes §6) is packaged gzipped next to this module. ``build_schema``
+takes about two seconds, so ``start_loading()`` begins it in a background
+thread when the app is created and the first request waits for it; the
+runner's start-up stays fast. graphql-core 3.2 is required: 3.3 rejects
+Shopify's schema (notes §6 "graphql-core gotcha").
+
+Only fields that need arguments or shop state get a resolver; every other
+field is read from the node dicts by graphql-core's default resolver, and
+abstract types resolve through the ``__typename`` key of those dicts.
+"""
+
+from __future__ import annotations
+
+import gzip
+import threading
+from pathlib import Path
+
+from graphql import GraphQLError, GraphQLObjectType, GraphQLSchema, build_schema, get_named_type
+
+from sandbox.shopify.connection import ConnectionError_, paginate
+from sandbox.shopify.search import compile_query
+
+SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "admin_2026-01.graphql.gz"
+MAX_NODES_IDS = 250
+
+_schema: GraphQLSchema | None = None
+_error: BaseException | None = None
+_loaded = threading.Event()
+_start_lock = threading.Lock()
+_started = False
+
+
+def _load() -> None:
+    global _schema, _error
+    try:
+        schema = build_schema(gzip.decompress(SCHEMA_PATH.read_bytes()).decode("utf-8"))
+        wire(schema)
+        _schema = schema
+    except BaseException as exc:  # pragma: no cover - surfaced by get_schema
+        _error = exc
+    finally:
+        _loaded.set()
+
+
+def start_loading() -> None:
+    """Start loading the schema in a daemon thread (idempotent)."""
+    global _started
+    with _start_lock:
+        if not _started:
+            _started = True
+            threading.Thread(target=_load, name="shopify-schema-loader", daemon=True).start()
+
+
+def get_schema() -> GraphQLSchema:
+    """The wired schema, waiting for the background load if it is still running."""
+    start_loading()
+    _loaded.wait()
+    if _schema is None:
+        raise RuntimeError(f"could not load the Shopify Admin schema: {_error!r}")
+    return _schema
+
+
+# --- resolvers -------------------------------------------------------------------------
+
+def _shop(info):
+    return info.context["shop"]
+
+
+def _bulk(info) -> bool:
+    # Bulk queries take connections without first/last and without the 250 cap (notes §1 Bulk).
+    return bool(info.context.get("bulk"))
+
+
+def _page(items, info, args, sort_key="ID", query=None):
+    if query:
+        keep = compile_query(query)
+        items = [n for n in items if keep(n)]
+    if _bulk(info):
+        return _unbounded(items, sort_key, bool(args.get("reverse")))
+    try:
+        return paginate(items, first=args.get("first"), after=args.get("after"), last=args.get("last"),
+                        before=args.get("before"), sort_key=sort_key, reverse=bool(args.get("reverse")))
+    except ConnectionError_ as exc:
+        raise GraphQLError(str(exc)) from None
+
+
+def _unbounded(items, sort_key, reverse):
+    """All items as one connection, for bulk operations (no page cap)."""
+    pages, after = [], None
+    while True:
+        page = paginate(items, first=250, after=after, sort_key=sort_key, reverse=reverse)
+        pages.append(page)
+        if not page["pageInfo"]["hasNextPage"]:
+            break
+        after = page["pageInfo"]["endCursor"]
+    edges = [e for p in pages for e in p["edges"]]
+    return {"edges": edges, "nodes": [e["node"] for e in edges],
+            "pageInfo": {"hasNextPage": False, "hasPreviousPage": False,
+                         "startCursor": edges[0]["cursor"] if edges else None,
+                         "endCursor": edges[-1]["cursor"] if edges else None}}
+
+
+def resolve_orders(_root, info, **args):
+    sort_key = args.get("sortKey") or "PROCESSED_AT"  # schema default (notes §1 orders connection)
+    return _page(_shop(info).orders, info, args, sort_key=sort_key, query=args.get("query"))
+
+
+def _lookup(info, gid: str):
+    shop = _shop(info)
+    node = shop.by_id.get(gid)
+    if node is None:
+        from sandbox.shopify.bulk import advance  # local: bulk imports this module
+
+        op = next((op for op in shop.bulk_operations if op["id"] == gid), None)
+        node = advance(info.context["store"], shop, op, info.context.get("base_url")) if op else None
+    return node
+
+
+def resolve_order(_root, info, id):  # noqa: A002 - GraphQL argument name
+    node = _lookup(info, id)
+    return node if node and node.get("__typename") == "Order" else None
+
+
+def resolve_node(_root, info, id):  # noqa: A002
+    return _lookup(info, id)
+
+
+def resolve_nodes(_root, info, ids):
+    if len(ids) > MAX_NODES_IDS:
+        raise GraphQLError(f"The maximum number of IDs you can request is {MAX_NODES_IDS}.")
+    return [_lookup(info, gid) for gid in ids]
+
+
+def _connection_field(name: str):
+    def resolve(source, info, **args):
+        items = source.get(name) if isinstance(source, dict) else None
+        return _page(items or [], info, args)
+    return resolve
+
+
+def _list_field(name: str):
+    """Plain list fields that take ``first`` (Order.transactions, refunds, fulfillments, ...)."""
+    def resolve(source, info, **args):
+        items = source.get(name) if isinstance(source, dict) else None
+        if items is None:
+            return None
+        first = args.get("first")
+        return items[:first] if first is not None else items
+    return resolve
+
+
+def resolve_customer_orders(customer, info, **args):
+    mine = [o for o in _shop(info).orders if (o.get("customer") or {}).get("id") == customer.get("id")]
+    return _page(mine, info, args, sort_key=args.get("sortKey") or "ID", query=args.get("query"))
+
+
+ROOT_RESOLVERS = {"orders": resolve_orders, "order": resolve_order, "node": resolve_node, "nodes": resolve_nodes}
+
+
+def wire(schema: GraphQLSchema) -> None:
+    """Set ``.resolve`` on the fields that need arguments or shop state."""
+    from sandbox.shopify import bulk  # local: bulk needs this module's executor helpers
+
+    for name, resolver in ROOT_RESOLVERS.items():
+        schema.query_type.fields[name].resolve = resolver
+    bulk.wire(schema)
+    schema.type_map["Customer"].fields["orders"].resolve = resolve_customer_orders
+    for type_name, gql_type in schema.type_map.items():
+        if type_name.startswith("__") or not isinstance(gql_type, GraphQLObjectType):
+            continue
+        if gql_type is schema.query_type or gql_type is schema.mutation_type:
+            continue
+        for field_name, field in gql_type.fields.items():
+            if field.resolve is not None or "first" not in field.args:
+                continue
+            named = get_named_type(field.type)
+            if named.name.endswith("Connection") and "edges" in getattr(named, "fields", {}):
+                field.resolve = _connection_field(field_name)
+            else:
+                field.resolve = _list_field(field_name)

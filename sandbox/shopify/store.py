@@ -1,0 +1,117 @@
+"""In-memory state of the Shopify emulator: shops, their orders, buckets, counters.
+
+One ``Store`` per app. Everything here is plain data so the control API can
+dump it as JSON. Ids come from one deterministic counter per store that
+starts just above 2^53: real Shopify ids are 64-bit ints that JavaScript and
+``float`` cannot hold exactly (notes §3 "Large ints"), so a client that parses
+them through a float breaks here as it would against Shopify.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sandbox.shopify.cost import LeakyBucket
+
+# Observed "Basic Shopify" bucket: 2000 points, 100/s (notes §2 table).
+DEFAULT_BUCKET_SIZE = 2000.0
+DEFAULT_RESTORE_RATE = 100.0
+# Single query cap, regardless of plan (notes §2). Configurable for load tests only.
+DEFAULT_MAX_QUERY_COST = 1000
+ID_BASE = 2**53
+
+
+@dataclass
+class Shop:
+    """One store: its token, its orders (rendered node dicts) and its cost bucket."""
+
+    name: str
+    token: str
+    bucket: LeakyBucket
+    orders: list[dict] = field(default_factory=list)
+    by_id: dict[str, dict] = field(default_factory=dict)  # gid -> Order node
+    customers: dict[str, dict] = field(default_factory=dict)  # identity key -> Customer node
+    variants: dict[str, dict] = field(default_factory=dict)  # sku -> ProductVariant node
+    bulk_operations: list[dict] = field(default_factory=list)
+    bulk_results: dict[str, str] = field(default_factory=dict)  # bulk op gid -> JSONL text
+    max_query_cost: int = DEFAULT_MAX_QUERY_COST
+    bulk_seconds: float = 0.2  # how long a bulk operation stays RUNNING
+
+
+class Store:
+    """All shops of one emulator plus request counters; reset wipes it all."""
+
+    def __init__(self, options: dict | None = None):
+        self.options = dict(options or {})
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        self.shops: dict[str, Shop] = {}
+        self._next_id = ID_BASE
+        self.requests = 0
+        self.by_status: Counter[str] = Counter()
+        self.throttled = 0
+        self.cost_spent = 0.0
+
+    def next_id(self) -> int:
+        """Next numeric id (shared by every resource kind, like one global sequence)."""
+        self._next_id += 1
+        return self._next_id
+
+    def shop(self, name: str) -> Shop | None:
+        return self.shops.get(name)
+
+    def ensure_shop(self, name: str, token: str | None) -> Shop:
+        """Return the shop, creating it with ``token`` if new; a given token replaces the old."""
+        shop = self.shops.get(name)
+        if shop is None:
+            shop = Shop(
+                name=name,
+                token=token or f"shpat_{name}",
+                bucket=LeakyBucket(
+                    float(self.options.get("bucket_size", DEFAULT_BUCKET_SIZE)),
+                    float(self.options.get("restore_rate", DEFAULT_RESTORE_RATE)),
+                ),
+                max_query_cost=int(self.options.get("max_query_cost", DEFAULT_MAX_QUERY_COST)),
+                bulk_seconds=float(self.options.get("bulk_seconds", 0.2)),
+            )
+            self.shops[name] = shop
+        elif token:
+            shop.token = token
+        return shop
+
+    def add_order(self, shop: Shop, node: dict) -> None:
+        shop.orders.append(node)
+        shop.by_id[node["id"]] = node
+        for line in node["lineItems"]:
+            shop.by_id[line["id"]] = line
+
+    def find_order(self, shop: Shop, legacy_id: str) -> dict | None:
+        return shop.by_id.get(f"gid://shopify/Order/{legacy_id}")
+
+    def count(self, status: int) -> None:
+        self.requests += 1
+        self.by_status[str(status)] += 1
+
+    def counters(self) -> dict:
+        return {
+            "requests": self.requests,
+            "by_status": dict(self.by_status),
+            "throttled": self.throttled,
+            "cost_spent": self.cost_spent,
+        }
+
+    def state(self) -> dict:
+        return {
+            "shops": {
+                name: {
+                    "orders": shop.orders,
+                    "bulk_operations": shop.bulk_operations,
+                    "throttle_status": shop.bucket.status(),
+                }
+                for name, shop in self.shops.items()
+            }
+        }
