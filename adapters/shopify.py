@@ -60,15 +60,15 @@ ORDER_FIELDS = f"""
     pageInfo {{ hasNextPage endCursor }}
     nodes {{ {LINE_FIELDS} }}
   }}
-  shippingLines(first: 10) {{ nodes {{ id title code
+  shippingLines(first: 3) {{ nodes {{ id title code
       originalPriceSet {{ {MONEY} }}
       discountedPriceSet {{ {MONEY} }}
       taxLines {{ title rate priceSet {{ {MONEY} }} }} }} }}
-  transactions(first: 20) {{ id kind status gateway test processedAt createdAt
+  transactions(first: 5) {{ id kind status gateway test processedAt createdAt
       amountSet {{ {MONEY} }}
       parentTransaction {{ id }} }}
-  refunds(first: 10) {{ id createdAt note totalRefundedSet {{ {MONEY} }} }}
-  fulfillments(first: 5) {{ id status createdAt trackingInfo(first: 3) {{ company number url }} }}
+  refunds(first: 5) {{ id createdAt note totalRefundedSet {{ {MONEY} }} }}
+  fulfillments(first: 3) {{ id status createdAt trackingInfo(first: 1) {{ company number url }} }}
 """
 ORDER_LINES = f"""
 query OrderLines($id: ID!, $after: String, $lines: Int!) {{

@@ -83,13 +83,13 @@ class Emulator:
     def _authenticate(self, request: Request, realm: str) -> Response | None:
         header = request.headers.get("authorization", "")
         token = header[7:].strip() if header.lower().startswith("bearer ") else ""
-        owner, why = self.oauth.realm_of(token) if token else (None, "Missing bearer token")
+        realms, why = self.oauth.realms_of(token) if token else (None, "Missing bearer token")
         epoch_ms = int(self.clock.now() * 1000)
-        if owner is None:
+        if realms is None:
             if self.options.get("auth_fault_format") == "xml":
                 return self.fault_response(faults.auth_failed_xml(), request, force_xml=True)
             return json_response(faults.auth_failed_json(epoch_ms, why), 401)
-        if owner != realm:
+        if realm not in realms:
             return json_response(faults.forbidden_json(epoch_ms), 403)
         return None
 

@@ -15,6 +15,7 @@ added when the request carries ``x-include-refresh-token-hard-expires-in: true``
 from __future__ import annotations
 
 import base64
+import json
 import secrets
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -65,9 +66,10 @@ class OAuthServer:
         return token
 
     def add_access_token(self, token: str, realm_id: str, ttl: float | None = None) -> None:
-        """Accept ``token`` for ``realm_id`` (``ttl=None``: never expires)."""
-        self.access_tokens[token] = {"realm_id": realm_id,
-                                     "expires_at": None if ttl is None else self.clock.now() + ttl}
+        """Accept ``token`` for ``realm_id`` too (``ttl=None``: never expires)."""
+        info = self.access_tokens.setdefault(token, {"realms": set(), "expires_at": None})
+        info["realms"].add(realm_id)
+        info["expires_at"] = None if ttl is None else self.clock.now() + ttl
 
     def expire_access_tokens(self) -> int:
         """Make every issued access token expired (tests of refresh-on-401)."""
@@ -75,14 +77,14 @@ class OAuthServer:
             info["expires_at"] = self.clock.now() - 1
         return len(self.access_tokens)
 
-    def realm_of(self, token: str) -> tuple[str | None, str]:
-        """(realm, "") for a valid access token, else (None, why)."""
+    def realms_of(self, token: str) -> tuple[set[str] | None, str]:
+        """(realms the token may use, "") for a valid access token, else (None, why)."""
         info = self.access_tokens.get(token)
         if info is None:
             return None, "Malformed bearer token or unknown token"
         if info["expires_at"] is not None and self.clock.now() >= info["expires_at"]:
             return None, "Token expired"
-        return info["realm_id"], ""
+        return info["realms"], ""
 
     def export(self) -> dict:
         return {"clients": {cid: {"realm_id": c["realm_id"]} for cid, c in self.clients.items()},
@@ -158,9 +160,8 @@ class OAuthServer:
         if self._client(request, {}) is None:
             return json_response({"error": "invalid_client"}, 401)
         try:
-            import json
             token = json.loads(await request.body() or b"{}").get("token", "")
-        except ValueError:
+        except (ValueError, AttributeError):
             return json_response({"error": "invalid_request"}, 400)
         if token in self.refresh_tokens:
             self.refresh_tokens[token].revoked = True

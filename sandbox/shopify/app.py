@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -23,10 +24,12 @@ from starlette.routing import Route
 from sandbox.shopify import faults as faults_module
 from sandbox.shopify import schema as schema_module
 from sandbox.shopify.executor import cost_extension, run_graphql
+from sandbox.shopify.refunds import add_refund, refund_summary
 from sandbox.shopify.render import iso, render_order
 from sandbox.shopify.store import Store
 
 # Body Shopify sends for a bad or missing token (brief; HTTP 401).
+LOG = logging.getLogger("sandbox.shopify")
 INVALID_TOKEN = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
 
 
@@ -72,6 +75,7 @@ def create_app(options: dict | None = None) -> Starlette:
                 try:
                     return run_graphql(store, shop, body, {"base_url": base_url})
                 except Exception:  # an emulator bug answers like Shopify's own, never a bare 500
+                    LOG.exception("shopify emulator failed on %r", body.get("query", "")[:200])
                     return faults_module.graphql_error("INTERNAL_SERVER_ERROR", cost_extension(shop, 0, None))
 
         # Off the event loop: a big page can take a moment and the runner shares one loop.
@@ -109,11 +113,15 @@ def create_app(options: dict | None = None) -> Starlette:
     async def seed_orders(request: Request) -> Response:
         payload = await request.json()
         token = (payload.get("credentials") or {}).get("access_token")
-        with store.lock:
-            shop = store.ensure_shop(request.path_params["shop"], token)
-            specs = payload.get("orders") or []
-            for spec in specs:
-                store.add_order(shop, render_order(store, shop, spec))
+        specs = payload.get("orders") or []
+
+        def work():
+            with store.lock:
+                shop = store.ensure_shop(request.path_params["shop"], token)
+                for spec in specs:
+                    store.add_order(shop, render_order(store, shop, spec))
+
+        await asyncio.to_thread(work)  # thousands of orders take seconds; keep the loop free
         return JSONResponse({"created": len(specs)})
 
     async def touch_order(request: Request) -> Response:
@@ -128,6 +136,19 @@ def create_app(options: dict | None = None) -> Starlette:
             for key, value in (payload.get("fields") or {}).items():
                 order[key] = value  # test hook: overwrite any node field
             return _json({"order": {"id": order["id"], "updatedAt": order["updatedAt"]}})
+
+    async def refund_order(request: Request) -> Response:
+        payload = await request.json()
+        with store.lock:
+            shop = store.shop(request.path_params["shop"])
+            order = store.find_order(shop, request.path_params["legacy_id"]) if shop else None
+            if order is None:
+                return JSONResponse({"error": "no such order"}, status_code=404)
+            try:
+                refund = add_refund(store, shop, order, payload)
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=422)
+            return _json({"refund": refund_summary(refund), "order": {"id": order["id"], "updatedAt": order["updatedAt"]}})
 
     async def configure(request: Request) -> Response:
         payload = await request.json()
@@ -152,6 +173,7 @@ def create_app(options: dict | None = None) -> Starlette:
         Route("/_sandbox/faults", set_faults, methods=["GET", "POST"]),
         Route("/_sandbox/shops/{shop}/orders", seed_orders, methods=["POST"]),
         Route("/_sandbox/shops/{shop}/orders/{legacy_id}/touch", touch_order, methods=["POST"]),
+        Route("/_sandbox/shops/{shop}/orders/{legacy_id}/refunds", refund_order, methods=["POST"]),
         Route("/_sandbox/shops/{shop}/config", configure, methods=["POST"]),
     ]
     app = Starlette(routes=routes)

@@ -70,15 +70,16 @@ def decode_cursor(cursor: str) -> dict:
 
 
 def paginate(items: list[dict], *, first=None, after=None, last=None, before=None,
-             sort_key: str = "ID", reverse: bool = False, require_size: bool = True) -> dict:
+             sort_key: str = "ID", reverse: bool = False, require_size: bool = True,
+             max_page: int | None = MAX_PAGE) -> dict:
     """Return ``{edges, nodes, pageInfo}`` for ``items`` sorted by ``sort_key`` (tie-break id)."""
     if first is None and last is None:
         if require_size:
             raise ConnectionError_(NO_FIRST_OR_LAST)
         first = MAX_PAGE
-    if first is not None and first > MAX_PAGE:
+    if max_page is not None and first is not None and first > max_page:
         raise ConnectionError_(FIRST_TOO_LARGE)
-    if last is not None and last > MAX_PAGE:
+    if max_page is not None and last is not None and last > max_page:
         raise ConnectionError_(LAST_TOO_LARGE)
     if (first is not None and first < 0) or (last is not None and last < 0):
         raise ConnectionError_("first and last must be non-negative")

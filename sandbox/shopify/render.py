@@ -47,7 +47,9 @@ def money(value: Decimal, currency: str) -> dict:
 
 def money_bag(value: Decimal, currency: str) -> dict:
     """``MoneyBag``; the spec has one currency, so shop and presentment are equal."""
-    return {"shopMoney": money(value, currency), "presentmentMoney": money(value, currency)}
+    text = amount(value)
+    return {"shopMoney": {"amount": text, "currencyCode": currency},
+            "presentmentMoney": {"amount": text, "currencyCode": currency}}
 
 
 def iso(moment: str) -> str:

@@ -87,19 +87,8 @@ def _page(items, info, args, sort_key="ID", query=None):
 
 
 def _unbounded(items, sort_key, reverse):
-    """All items as one connection, for bulk operations (no page cap)."""
-    pages, after = [], None
-    while True:
-        page = paginate(items, first=250, after=after, sort_key=sort_key, reverse=reverse)
-        pages.append(page)
-        if not page["pageInfo"]["hasNextPage"]:
-            break
-        after = page["pageInfo"]["endCursor"]
-    edges = [e for p in pages for e in p["edges"]]
-    return {"edges": edges, "nodes": [e["node"] for e in edges],
-            "pageInfo": {"hasNextPage": False, "hasPreviousPage": False,
-                         "startCursor": edges[0]["cursor"] if edges else None,
-                         "endCursor": edges[-1]["cursor"] if edges else None}}
+    """All items as one connection, for bulk operations (no page size, no 250 cap)."""
+    return paginate(items, first=len(items), sort_key=sort_key, reverse=reverse, max_page=None)
 
 
 def resolve_orders(_root, info, **args):
@@ -167,6 +156,7 @@ def wire(schema: GraphQLSchema) -> None:
         schema.query_type.fields[name].resolve = resolver
     bulk.wire(schema)
     schema.type_map["Customer"].fields["orders"].resolve = resolve_customer_orders
+    schema.type_map["Refund"].fields["order"].resolve = lambda refund, info: _shop(info).by_id.get(refund["_orderId"])
     for type_name, gql_type in schema.type_map.items():
         if type_name.startswith("__") or not isinstance(gql_type, GraphQLObjectType):
             continue

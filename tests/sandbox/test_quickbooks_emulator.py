@@ -351,10 +351,15 @@ def test_company_info_and_preferences_are_readable(qbo):
     assert '"HomeTotalAmt":11.00' in invoice.text and '"HomeBalance":11.00' in invoice.text
 
 
-def test_unknown_bearer_token_gets_401(qbo):
+def test_unknown_bearer_token_gets_401_and_other_company_403(qbo):
     with pytest.raises(AuthorizationException) as caught:
         Invoice.all(qb=client(qbo, token="wrong"))
     assert caught.value.error_code == 401
+    qbo.control("POST", "companies/other", json={"access_token": "other-token"})
+    response = httpx.get(f"{qbo.url}/v3/company/{REALM}/item/1", headers={"Authorization": "Bearer other-token"})
+    assert response.status_code == 403 and response.json()["fault"]["error"][0]["code"] == "3100"
+    qbo.control("POST", "companies/other", json={"access_token": TOKEN})  # one token, two companies
+    assert Item.count(qb=client(qbo, realm="other")) == Item.count(qb=client(qbo)) == 2
 
 
 def test_refresh_token_rotates_through_intuitlib_and_old_one_dies_after_grace(qbo):

@@ -149,6 +149,9 @@ class Shopify:
         assert self.control("POST", f"shops/{shop}/orders",
                             json={"credentials": {"access_token": token}, "orders": specs}) == {"created": len(specs)}
 
+    def state(self) -> dict:
+        return self.control("GET", "state")
+
     def configure(self, shop: str = SHOP, **settings) -> dict:
         return self.control("POST", f"shops/{shop}/config", json=settings)
 
@@ -548,3 +551,35 @@ def test_injected_faults_answer_429_with_retry_after_then_internal_error_then_re
     assert internal["errors"][0]["extensions"]["code"] == "INTERNAL_SERVER_ERROR" and "data" not in internal
     assert len(box.gql(IDS_QUERY, {"first": 1})["data"]["orders"]["edges"]) == 1
     assert box.control("GET", "counters")["by_status"]["429"] == 1
+
+
+def test_refund_of_one_line_and_shipping_shows_on_the_order_and_bumps_updated_at(box):
+    spec = generate_orders(seed=25, count=1)[0]
+    spec.update(financial_status="paid", tax_rate="0.0825", tax_title="State tax",
+                lines=[{"sku": "MUG-12OZ", "title": "Stoneware mug 12oz", "quantity": 3, "unit_price": "16.50",
+                        "discount": "1.00", "taxable": True}],
+                shipping=[{"title": "Standard", "code": "standard", "price": "5.00"}])
+    box.seed([spec])
+    order = box.gql("{ orders(first: 1) { nodes { legacyResourceId updatedAt } } }")["data"]["orders"]["nodes"][0]
+    box.control("POST", f"shops/{SHOP}/orders/{order['legacyResourceId']}/refunds",
+                json={"lines": [{"sku": "MUG-12OZ", "quantity": 1}], "shipping": True, "note": "broken",
+                      "created_at": "2030-01-01T00:00:00Z"})
+    query = """{ orders(first: 1) { nodes { updatedAt displayFinancialStatus totalRefundedSet { shopMoney { amount } }
+        transactions(first: 5) { kind amountSet { shopMoney { amount } } parentTransaction { kind } }
+        lineItems(first: 1) { nodes { currentQuantity } }
+        refunds(first: 5) { note totalRefundedSet { shopMoney { amount } } order { legacyResourceId }
+          refundLineItems(first: 5) { nodes { quantity subtotalSet { shopMoney { amount } }
+            totalTaxSet { shopMoney { amount } } lineItem { sku } } }
+          refundShippingLines(first: 5) { nodes { subtotalAmountSet { shopMoney { amount } } } } } } } }"""
+    got = box.gql(query)["data"]["orders"]["nodes"][0]
+    # line: (49.50 - 1.00) / 3 = 16.17 back + tax 4.00 / 3 = 1.33; shipping 5.00 + tax 0.41
+    line = got["refunds"][0]["refundLineItems"]["nodes"][0]
+    assert (line["subtotalSet"]["shopMoney"]["amount"], line["totalTaxSet"]["shopMoney"]["amount"]) == ("16.17", "1.33")
+    assert got["refunds"][0]["totalRefundedSet"]["shopMoney"]["amount"] == "22.91"
+    assert got["totalRefundedSet"]["shopMoney"]["amount"] == "22.91"
+    assert got["refunds"][0]["order"]["legacyResourceId"] == order["legacyResourceId"]
+    assert [(t["kind"], t["parentTransaction"] and t["parentTransaction"]["kind"]) for t in got["transactions"]] == \
+        [("SALE", None), ("REFUND", "SALE")]
+    assert got["displayFinancialStatus"] == "PARTIALLY_REFUNDED" and got["updatedAt"] == "2030-01-01T00:00:00Z"
+    assert got["lineItems"]["nodes"][0]["currentQuantity"] == 2
+    assert box.state()["shops"][SHOP]["orders"][0]["refunds"][0]["note"] == "broken"
