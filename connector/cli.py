@@ -81,20 +81,16 @@ def check_config(config_path: str) -> None:
     console.print(f"config OK: {len(settings.stores)} store(s): {names}; ledger {settings.ledger_path}")
 
 
-@main.command(epilog="\b\nExample:\n  o2c sandbox\n  o2c sandbox --port-base 9000")
-@click.option("--host", default="127.0.0.1", show_default=True)
+@main.command(epilog="\b\nExample:\n  o2c sandbox\n  o2c sandbox --orders 200 --workdir var/play")
+@click.option("--orders", default=20, show_default=True, help="orders to seed, split over the two stores")
+@click.option("--workdir", default="var/sandbox", show_default=True, help="where the config and env file go")
+@click.option("--seed", default=7, show_default=True, help="random seed of the order generator")
 @click.option("--port-base", default=8701, show_default=True,
-              help="Shopify on this port, WooCommerce +1, HubSpot +2, QuickBooks +3")
-def sandbox(host: str, port_base: int) -> None:
-    """Run the four local emulators (Shopify, WooCommerce, HubSpot, QuickBooks) until Ctrl-C."""
-    import subprocess
-    args = [sys.executable, "-m", "sandbox", "serve", "--host", host]
-    for i, system in enumerate(("shopify", "woocommerce", "hubspot", "quickbooks")):
-        args += [f"--{system}-port", str(port_base + i)]
-    try:
-        sys.exit(subprocess.call(args))
-    except KeyboardInterrupt:
-        sys.exit(0)
+              help="Shopify on this port, WooCommerce +1, HubSpot +2, QuickBooks +3 (0: any free ports)")
+def sandbox(orders: int, workdir: str, seed: int, port_base: int) -> None:
+    """Run the four local emulators until Ctrl-C, seeded, printing their URLs and test credentials."""
+    from connector.demo import run_sandbox
+    sys.exit(run_sandbox(Path(workdir), orders=orders, seed=seed, port_base=port_base, console=console))
 
 
 @main.command(epilog="\b\nExample:\n  o2c demo\n  o2c demo --orders 200 --keep")

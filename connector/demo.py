@@ -63,14 +63,17 @@ quickbooks:
 """
 
 
-def start_sandbox(workdir: Path) -> tuple[subprocess.Popen, dict]:
-    """Start the emulators on free loopback ports; return the process and their URLs."""
+SYSTEMS = ("shopify", "woocommerce", "hubspot", "quickbooks")
+
+
+def start_sandbox(workdir: Path, port_base: int = 0) -> tuple[subprocess.Popen, dict]:
+    """Start the emulators on loopback (free ports, or ``port_base`` .. +3); return the process and URLs."""
     ready = workdir / "sandbox.json"
     ready.unlink(missing_ok=True)
     log = open(workdir / "sandbox.log", "w")
     args = [sys.executable, "-m", "sandbox", "serve", "--ready-file", str(ready)]
-    for system in ("shopify", "woocommerce", "hubspot", "quickbooks"):
-        args += [f"--{system}-port", "0"]
+    for i, system in enumerate(SYSTEMS):
+        args += [f"--{system}-port", str(port_base + i if port_base else 0)]
     proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
     while not ready.exists():
@@ -97,6 +100,44 @@ def write_config(workdir: Path, credentials: dict) -> Path:
     return path
 
 
+def run_sandbox(workdir: Path, *, orders: int, seed: int, port_base: int, console: Console) -> int:
+    """Run the emulators until Ctrl-C, seeded, with a ready config and the test credentials shown."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    proc, urls = start_sandbox(workdir, port_base)
+    try:
+        credentials = seed_sandbox(workdir, orders, seed)
+        config_path = write_config(workdir, credentials)
+        env_path = workdir / "env.sh"
+        env_path.write_text("".join(f"export {env}={credentials[system][key]}\n"
+                                    for env, (system, key) in SECRET_ENV.items()), encoding="utf-8")
+        env_path.chmod(0o600)
+        console.print("[bold]sandbox running[/] (test credentials: these are not secrets)")
+        for system, url in urls.items():
+            console.print(f"  {system:<12} {url}")
+        for system, values in credentials.items():
+            shown = ", ".join(f"{k}={v}" for k, v in values.items() if k not in ("shop_url", "url", "host"))
+            console.print(f"  {system:<12} {shown}", highlight=False)
+        console.print(f"seeded {orders} orders; config: {config_path}")
+        console.print(f"try:  . {env_path} && o2c sync --config {config_path}")
+        console.print("Ctrl-C to stop")
+        try:
+            proc.wait()
+        except KeyboardInterrupt:
+            pass
+        return 0
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
 def run_demo(workdir: Path, *, orders: int, keep: bool, seed: int, console: Console) -> int:
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "ledger.db").unlink(missing_ok=True)
@@ -121,9 +162,4 @@ def run_demo(workdir: Path, *, orders: int, keep: bool, seed: int, console: Cons
                 pass
         return code
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(proc)

@@ -31,6 +31,24 @@ An order spec is a plain JSON-able dict::
     }
 
 Money values are decimal strings with two places; nothing here is a float.
+
+With ``variety=True`` (issue 3's list of cases) a spec may also carry the
+keys below; an emulator renders each the way its vendor would:
+
+    "name": "#LONGSTOREPREFIX-1001-EU",  # explicit order name (some over 21 characters)
+    "taxes": [{"title", "rate"}, ...],     # several tax lines; replaces tax_rate/tax_title
+    "taxes_included": true,                # prices already include the tax
+    "shipping_taxable": false,             # shipping is not taxed (default true)
+    "discount_code": "WELCOME10",          # the order-level code whose amount is spread over
+                                           # the lines' "discount" values (as both vendors allocate)
+    "fees": [{"title", "amount", "taxable"}],  # WooCommerce fee lines / Shopify tips
+    "presentment_currency": "EUR", "exchange_rate": "0.9150",  # shopper paid in another currency:
+                                           # presentment amount = round(shop amount * rate, 2)
+    "payments": [{"gateway", "amount"}],   # split tender, e.g. a gift card then a card
+    "paid_at": "2026-11-03T09:00:00Z",     # paid after it was created ("pending" until then)
+    "refunds": [{"created_at", "lines": [{"index", "quantity"}], "shipping": "5.00",
+                 "note"}],                 # partial or full refunds of lines and shipping
+    "cancelled_at": "...",                 # with "cancelled": true
 """
 
 from __future__ import annotations
@@ -120,6 +138,7 @@ def generate_orders(
     first_number: int = 1001,
     currency: str = "USD",
     gateways: tuple[str, ...] = ("shopify_payments",),
+    variety: bool = False,
 ) -> list[dict]:
     """Return ``count`` order specs, reproducible for a given ``seed``.
 
@@ -177,4 +196,80 @@ def generate_orders(
             "cancelled": False,
             "note": rng.choice([None, None, None, "Please gift wrap", "Leave at the door"]),
         })
+        if variety:
+            _add_variety(rng, orders[-1], n)
     return orders
+
+
+# One generator case per issue-3 bullet; the n-th order gets case n % len(CASES) so that a
+# small seeded batch already contains every case, and a random extra for the rest.
+CASES = ("plain", "tax_inclusive", "several_taxes", "order_discount", "fees", "gift_card",
+         "multi_currency", "partial_refund", "full_refund", "cancelled", "paid_later", "guest",
+         "unicode", "long_name", "zero_total", "many_lines")
+
+
+def _add_variety(rng: random.Random, spec: dict, n: int) -> None:
+    case = CASES[n % len(CASES)]
+    created = datetime.fromisoformat(spec["created_at"].replace("Z", "+00:00"))
+    later = (created + timedelta(hours=rng.randint(2, 72))).strftime("%Y-%m-%dT%H:%M:%SZ")
+    spec["case"] = case
+    if case == "tax_inclusive":
+        spec["taxes_included"] = True
+        spec["taxes"] = [{"title": "VAT", "rate": "0.20"}]
+    elif case == "several_taxes":
+        spec["taxes"] = [{"title": "State tax", "rate": "0.0625"}, {"title": "County tax", "rate": "0.0125"},
+                         {"title": "City tax", "rate": "0.005"}]
+        spec["shipping_taxable"] = rng.random() < 0.5
+    elif case == "order_discount":
+        spec["discount_code"] = "WELCOME10"
+        for line in spec["lines"]:
+            gross = Decimal(line["unit_price"]) * line["quantity"]
+            line["discount"] = _money(gross * Decimal("0.10"))
+    elif case == "fees":
+        spec["fees"] = [{"title": "Handling", "amount": "2.50", "taxable": True},
+                        {"title": "Tip", "amount": rng.choice(["1.00", "3.00", "5.00"]), "taxable": False}]
+    elif case == "gift_card":
+        spec["financial_status"] = "paid"
+        spec["payments"] = [{"gateway": "gift_card", "amount": "10.00"}, {"gateway": spec["gateway"], "amount": "rest"}]
+    elif case == "multi_currency":
+        spec["presentment_currency"] = "EUR"
+        spec["exchange_rate"] = "0.9150"
+        spec["financial_status"] = "paid"
+    elif case in ("partial_refund", "full_refund"):
+        spec["financial_status"] = "paid"
+        if case == "partial_refund":
+            spec["refunds"] = [{"created_at": later, "lines": [{"index": 0, "quantity": 1}], "shipping": "0.00",
+                                "note": "Damaged in transit"}]
+        else:
+            spec["refunds"] = [{"created_at": later,
+                                "lines": [{"index": i, "quantity": l["quantity"]} for i, l in enumerate(spec["lines"])],
+                                "shipping": spec["shipping"][0]["price"], "note": "Customer changed their mind"}]
+        spec["updated_at"] = later
+    elif case == "cancelled":
+        spec["financial_status"] = "pending"
+        spec["cancelled"] = True
+        spec["cancelled_at"] = later
+        spec["updated_at"] = later
+    elif case == "paid_later":
+        spec["financial_status"] = "paid"
+        spec["paid_at"] = later
+        spec["updated_at"] = later
+    elif case == "guest":
+        spec["customer"] = {**spec["customer"], "email": None}
+    elif case == "unicode":
+        spec["customer"] = {**spec["customer"], "first_name": "Zoë", "last_name": "Ærøskøbing-Núñez"}
+        spec["billing_address"] = {**spec["billing_address"], "first_name": "Zoë", "last_name": "Ærøskøbing-Núñez",
+                                   "city": "Zürich", "address1": "Bahnhofstraße 1"}
+    elif case == "long_name":
+        spec["name"] = f"#WHOLESALE-EUROPE-{spec['number']}-B2B"  # over QuickBooks' 21-character DocNumber
+    elif case == "zero_total":
+        spec["lines"] = spec["lines"][:1]
+        line = spec["lines"][0]
+        line["discount"] = _money(Decimal(line["unit_price"]) * line["quantity"])
+        spec["shipping"] = [{"title": "Free shipping", "code": "free", "price": "0.00"}]
+        spec["discount_code"] = "FREEBIE100"
+        spec["financial_status"] = "paid"
+    elif case == "many_lines":
+        spec["lines"] = [{"sku": f"BULK-{i:03d}", "title": f"Bulk part {i:03d}", "quantity": 1 + i % 3,
+                          "unit_price": _money(Decimal("1.25") + Decimal(i % 7)), "discount": "0.00",
+                          "taxable": True} for i in range(120)]

@@ -50,6 +50,14 @@ class Emulator:
         self.windows: dict[str, deque] = {}
         self.in_flight: dict[str, int] = {}
         self.clock.skew = 0.0
+        self.configure({})
+
+    def configure(self, changes: dict) -> None:
+        """Merge option changes (``POST /_sandbox/options``) into the parts that cache them."""
+        self.options.update(changes)
+        self.oauth.grace = float(self.options.get("refresh_grace_seconds", 86_400))
+        self.oauth.access_ttl = int(self.options.get("access_token_ttl_seconds", 3600))
+        self.replays.replay_faults = bool(self.options.get("replay_faults", False))
 
     def company(self, realm: str, settings: dict | None = None) -> Company:
         """The company for ``realm``, created with the seed chart (notes §1) on first use."""

@@ -103,7 +103,7 @@ def routes(emu) -> list[Route]:
         return _ok({"faults": emu.faults})
 
     async def options(request: Request) -> Response:
-        emu.options.update(await _body(request))
+        emu.configure(await _body(request))
         return _ok(emu.options)
 
     return [

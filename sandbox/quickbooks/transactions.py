@@ -273,7 +273,10 @@ def _payment_links(payment: dict | None) -> dict[tuple[str, str], Decimal]:
 
 def after_write(company: Company, entity: str, new: dict | None, old: dict | None) -> None:
     """Propagate a stored write: payment links -> invoice balances -> customer balances."""
-    customers = {doc["CustomerRef"]["value"] for doc in (new, old) if doc and doc.get("CustomerRef")}
+    if entity == "Invoice":
+        for doc, sign in ((old, -1), (new, 1)):
+            if doc and doc.get("CustomerRef"):
+                _adjust_customer(company, doc["CustomerRef"]["value"], sign * doc["Balance"])
     if entity == "Payment":
         payment_id = (new or old)["Id"]
         before, after = _payment_links(old), _payment_links(new)
@@ -284,11 +287,13 @@ def after_write(company: Company, entity: str, new: dict | None, old: dict | Non
                 bucket[payment_id] = after[key]
             if before.get(key) != after.get(key):
                 _refresh_balance(company, key, payment_id, linked=key in after)
-    if entity in ("Payment", "Invoice", "CreditMemo"):
-        for customer_id in customers:
-            customer = company.get("Customer", customer_id)
-            if customer is not None:
-                customer["Balance"] = customer["BalanceWithJobs"] = customer_balance(company, customer_id)
+
+
+def _adjust_customer(company: Company, customer_id: str, delta: Decimal) -> None:
+    # Kept incrementally: recomputing from every invoice is quadratic for a busy customer.
+    customer = company.get("Customer", customer_id)
+    if customer is not None and delta:
+        customer["Balance"] = customer["BalanceWithJobs"] = customer["Balance"] + delta
 
 
 def _refresh_balance(company: Company, key: tuple[str, str], payment_id: str, linked: bool) -> None:
@@ -297,6 +302,8 @@ def _refresh_balance(company: Company, key: tuple[str, str], payment_id: str, li
     if doc is None:
         return
     remaining = doc["TotalAmt"] - company.applied(kind, txn_id)
+    if kind == "Invoice" and doc.get("CustomerRef"):
+        _adjust_customer(company, doc["CustomerRef"]["value"], remaining - doc["Balance"])
     doc["Balance"] = remaining
     if "HomeBalance" in doc:
         doc["HomeBalance"] = (remaining * doc["ExchangeRate"]).quantize(CENT, ROUND_HALF_UP)

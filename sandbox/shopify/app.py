@@ -68,12 +68,13 @@ def create_app(options: dict | None = None) -> Starlette:
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
             return counted(_json({"errors": {"query": "Required parameter missing or invalid"}}, 400))
         base_url = str(request.base_url).rstrip("/")
+        debug = request.headers.get("shopify-graphql-cost-debug") == "1"
 
         def work():
             schema_module.get_schema()  # first request waits for the background load
             with store.lock:
                 try:
-                    return run_graphql(store, shop, body, {"base_url": base_url})
+                    return run_graphql(store, shop, body, {"base_url": base_url}, debug=debug)
                 except Exception:  # an emulator bug answers like Shopify's own, never a bare 500
                     LOG.exception("shopify emulator failed on %r", body.get("query", "")[:200])
                     return faults_module.graphql_error("INTERNAL_SERVER_ERROR", cost_extension(shop, 0, None))

@@ -20,7 +20,7 @@ import time
 from datetime import datetime, timezone
 from urllib.parse import quote
 
-from graphql import execute, parse, validate
+from graphql import execute, get_named_type, parse, validate
 
 MAX_RUNNING = 5  # 2026-01+: up to 5 bulk query operations per shop (notes §1 Bulk)
 DEFAULT_SECONDS = 0.2
@@ -121,6 +121,41 @@ def _advance_field(info, op):
     return advance(ctx["store"], ctx["shop"], op, ctx.get("base_url")) if op else None
 
 
+def _shape_problem(schema, document) -> str | None:
+    """Bulk query limits (notes §1 Bulk): a top-level connection, <= 5 connections, nesting <= 2.
+
+    The messages are emulator wording; Shopify's exact texts are not in the notes.
+    """
+    from sandbox.shopify.cost import _walker  # the cost module already walks selections by type
+
+    op, walker = _walker(schema, document, None, {})
+    if op is None or op.operation.value != "query":
+        return "Bulk queries must be a query operation."
+    counted = {"connections": 0, "depth": 0}
+
+    def visit(selection_set, parent_type, depth):
+        for node, definition in walker._fields(selection_set, parent_type):
+            named = get_named_type(definition.type)
+            if walker._is_connection(named):
+                counted["connections"] += 1
+                counted["depth"] = max(counted["depth"], depth + 1)
+                node_type = get_named_type(named.fields["nodes"].type)
+                for sel, _, _ in walker._node_selections(node, named):
+                    visit(sel.selection_set, node_type, depth + 1)
+            elif node.selection_set:
+                visit(node.selection_set, named, depth)
+
+    top = list(walker._fields(op.selection_set, schema.query_type))
+    if not any(walker._is_connection(get_named_type(d.type)) for _, d in top):
+        return "Bulk queries must contain at least one connection."
+    visit(op.selection_set, schema.query_type, 0)
+    if counted["connections"] > 5:
+        return "Bulk queries cannot contain more than 5 connections."
+    if counted["depth"] > 2:
+        return "Bulk queries cannot contain connections with a nesting depth greater than 2."
+    return None
+
+
 def resolve_run_query(_root, info, query: str, groupObjects: bool = False):  # noqa: N803 - GraphQL name
     from sandbox.shopify.schema import get_schema
 
@@ -133,6 +168,9 @@ def resolve_run_query(_root, info, query: str, groupObjects: bool = False):  # n
     errors = validate(get_schema(), document)
     if errors:
         return {"bulkOperation": None, "userErrors": [_user_error(e.message, "INVALID") for e in errors]}
+    problem = _shape_problem(get_schema(), document)
+    if problem:
+        return {"bulkOperation": None, "userErrors": [_user_error(problem, "INVALID")]}
     running = [o for o in shop.bulk_operations if _advance_field(info, o)["status"] in ("CREATED", "RUNNING")]
     if len(running) >= MAX_RUNNING:
         return {"bulkOperation": None, "userErrors": [_user_error(
@@ -172,7 +210,7 @@ def resolve_current(_root, info, type="QUERY"):  # noqa: A002 - deprecated in 20
 
 
 def resolve_list(_root, info, **args):
-    from sandbox.shopify.connection import ConnectionError_, paginate
+    from sandbox.shopify.connection import PaginationError, paginate
     from graphql import GraphQLError
 
     ops = [_advance_field(info, o) for o in info.context["shop"].bulk_operations]
@@ -183,7 +221,7 @@ def resolve_list(_root, info, **args):
     try:
         return paginate(ops, first=args.get("first"), after=args.get("after"), last=args.get("last"),
                         before=args.get("before"), sort_key="ID", reverse=bool(args.get("reverse")))
-    except ConnectionError_ as exc:
+    except PaginationError as exc:
         raise GraphQLError(str(exc)) from None
 
 

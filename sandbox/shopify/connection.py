@@ -21,7 +21,7 @@ LAST_TOO_LARGE = FIRST_TOO_LARGE.replace("first", "last", 1)
 NO_FIRST_OR_LAST = "you must provide one of first or last"
 
 
-class ConnectionError_(ValueError):
+class PaginationError(ValueError):
     """Bad pagination arguments; surfaces as a GraphQL error on the field."""
 
 
@@ -66,7 +66,7 @@ def decode_cursor(cursor: str) -> dict:
             raise ValueError
         return data
     except (ValueError, TypeError):
-        raise ConnectionError_("Invalid cursor for current pagination sort.") from None
+        raise PaginationError("Invalid cursor for current pagination sort.") from None
 
 
 def paginate(items: list[dict], *, first=None, after=None, last=None, before=None,
@@ -75,14 +75,14 @@ def paginate(items: list[dict], *, first=None, after=None, last=None, before=Non
     """Return ``{edges, nodes, pageInfo}`` for ``items`` sorted by ``sort_key`` (tie-break id)."""
     if first is None and last is None:
         if require_size:
-            raise ConnectionError_(NO_FIRST_OR_LAST)
+            raise PaginationError(NO_FIRST_OR_LAST)
         first = MAX_PAGE
     if max_page is not None and first is not None and first > max_page:
-        raise ConnectionError_(FIRST_TOO_LARGE)
+        raise PaginationError(FIRST_TOO_LARGE)
     if max_page is not None and last is not None and last > max_page:
-        raise ConnectionError_(LAST_TOO_LARGE)
+        raise PaginationError(LAST_TOO_LARGE)
     if (first is not None and first < 0) or (last is not None and last < 0):
-        raise ConnectionError_("first and last must be non-negative")
+        raise PaginationError("first and last must be non-negative")
     value_of, comparable = SORT_KEYS.get(sort_key, SORT_KEYS["ID"])
 
     def key(node):

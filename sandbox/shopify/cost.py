@@ -6,6 +6,8 @@ one node, a mutation 10 (https://shopify.dev/docs/api/usage/limits; Shopify's
 "Rate limiting GraphQL APIs by calculating query complexity"). The requested
 cost is the worst case from the query text and is checked *before* execution;
 the actual cost walks the answer and the difference is refunded afterwards.
+With header ``Shopify-GraphQL-Cost-Debug: 1`` the answer also lists the
+requested cost per field (``extensions.cost.fields``), as Shopify does.
 """
 
 from __future__ import annotations
@@ -133,18 +135,26 @@ class _Walker:
                         out.append((sub, "edges", sub))
         return out
 
-    def requested(self, selection_set, parent_type) -> int:
+    def requested(self, selection_set, parent_type, path: tuple = (), report: list | None = None) -> int:
+        """Worst-case cost; with ``report``, also one breakdown entry per field (cost debug)."""
         total = 0
         for node, definition in self._fields(selection_set, parent_type):
             named = get_named_type(definition.type)
+            key = node.alias.value if node.alias else node.name.value
+            here = path + (key,)
             if is_leaf_type(named):
+                if report is not None:
+                    report.append(_entry(here, 0, 0, None))
                 continue
             if self._is_connection(named):
                 size = self._arg(node, "first") or self._arg(node, "last") or 1
                 node_type = get_named_type(named.fields["nodes"].type)
-                per_node = sum(1 + self.requested(sel.selection_set, node_type)
-                               for sel, _, _ in self._node_selections(node, named))
-                total += CONNECTION_COST + int(size) * per_node
+                children = 0
+                for sel, where, _ in self._node_selections(node, named):
+                    inner = here + (("nodes",) if where == "nodes" else ("edges", "node"))
+                    children += 1 + self.requested(sel.selection_set, node_type, inner, report)
+                cost, children = CONNECTION_COST + int(size) * children, int(size) * children
+                defined = CONNECTION_COST
             else:
                 field_type = definition.type.of_type if isinstance(definition.type, GraphQLNonNull) else definition.type
                 size = None
@@ -152,7 +162,12 @@ class _Walker:
                     # Plain lists are sized by ``first`` like connections; ``nodes(ids:)`` by the ids.
                     ids = self._arg(node, "ids")
                     size = len(ids) if isinstance(ids, list) else self._arg(node, "first")
-                total += (int(size) if size else 1) * (1 + self.requested(node.selection_set, named))
+                size = int(size) if size else 1
+                children = size * self.requested(node.selection_set, named, here, report)
+                cost, defined = size + children, 1
+            if report is not None:
+                report.append(_entry(here, defined, cost, children))
+            total += cost
         return total
 
     def actual(self, selection_set, parent_type, data) -> int:
@@ -181,6 +196,11 @@ class _Walker:
         return total
 
 
+def _entry(path: tuple, defined: int, total: int, children) -> dict:
+    # Shape of Shopify's ``extensions.cost.fields`` entries (Shopify-GraphQL-Cost-Debug: 1, notes §1 Cost).
+    return {"path": list(path), "definedCost": defined, "requestedTotalCost": total, "requestedChildrenCost": children}
+
+
 def _operation(document, operation_name):
     ops = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
     if operation_name:
@@ -198,14 +218,15 @@ def _walker(schema, document, operation_name, variables):
     return op, _Walker(schema, fragments, variables, defaults)
 
 
-def requested_cost(schema: GraphQLSchema, document, operation_name=None, variables=None) -> int:
-    """Worst-case cost of an already validated document."""
+def requested_cost(schema: GraphQLSchema, document, operation_name=None, variables=None,
+                   report: list | None = None) -> int:
+    """Worst-case cost of an already validated document; ``report`` collects a per-field breakdown."""
     op, walker = _walker(schema, document, operation_name, variables)
     if op is None:
         return 0
     if op.operation == OperationType.MUTATION:
         return MUTATION_COST * sum(1 for _ in walker._fields(op.selection_set, schema.mutation_type))
-    return walker.requested(op.selection_set, schema.query_type)
+    return walker.requested(op.selection_set, schema.query_type, (), report)
 
 
 def actual_cost(schema: GraphQLSchema, document, data, operation_name=None, variables=None) -> int:

@@ -65,8 +65,11 @@ def cost_extension(shop, requested, actual) -> dict:
                      "throttleStatus": shop.bucket.status()}}
 
 
-def run_graphql(store, shop, body: dict, context_extra: dict | None = None) -> dict:
-    """Answer one GraphQL request body for ``shop`` (caller holds ``store.lock``)."""
+def run_graphql(store, shop, body: dict, context_extra: dict | None = None, debug: bool = False) -> dict:
+    """Answer one GraphQL request body for ``shop`` (caller holds ``store.lock``).
+
+    ``debug`` (header ``Shopify-GraphQL-Cost-Debug: 1``) adds ``extensions.cost.fields``.
+    """
     schema = get_schema()
     query, variables = body.get("query"), body.get("variables") or {}
     if not isinstance(variables, dict):
@@ -81,7 +84,8 @@ def run_graphql(store, shop, body: dict, context_extra: dict | None = None) -> d
         return {"errors": [format_error(e, "GRAPHQL_VALIDATION_FAILED") for e in errors],
                 "extensions": cost_extension(shop, 0, 0)}
 
-    requested = requested_cost(schema, document, operation_name, variables)
+    report = [] if debug else None
+    requested = requested_cost(schema, document, operation_name, variables, report)
     if requested > shop.max_query_cost:
         # Checked before execution and before the bucket (notes §2).
         error = {"message": MAX_COST_MESSAGE.format(cost=requested, max=shop.max_query_cost),
@@ -107,4 +111,6 @@ def run_graphql(store, shop, body: dict, context_extra: dict | None = None) -> d
     if result.data is not None or not result.errors:
         answer["data"] = result.data
     answer["extensions"] = cost_extension(shop, requested, actual)
+    if report is not None:
+        answer["extensions"]["cost"]["fields"] = report
     return answer

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from graphql import GraphQLError, GraphQLObjectType, GraphQLSchema, build_schema, get_named_type
 
-from sandbox.shopify.connection import ConnectionError_, paginate
+from sandbox.shopify.connection import PaginationError, paginate
 from sandbox.shopify.search import compile_query
 
 SCHEMA_PATH = Path(__file__).resolve().parent / "schema" / "admin_2026-01.graphql.gz"
@@ -82,7 +82,7 @@ def _page(items, info, args, sort_key="ID", query=None):
     try:
         return paginate(items, first=args.get("first"), after=args.get("after"), last=args.get("last"),
                         before=args.get("before"), sort_key=sort_key, reverse=bool(args.get("reverse")))
-    except ConnectionError_ as exc:
+    except PaginationError as exc:
         raise GraphQLError(str(exc)) from None
 
 

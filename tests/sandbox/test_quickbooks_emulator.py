@@ -383,6 +383,11 @@ def test_refresh_token_rotates_through_intuitlib_and_old_one_dies_after_grace(qb
     assert caught.value.status_code == 400 and b"invalid_grant" in caught.value.content
     with pytest.raises(AuthorizationException):  # access tokens are 1 h
         Item.count(qb=client(qbo, token=first_at, realm="4620816365000000000"))
+    qbo.control("POST", "options", json={"refresh_grace_seconds": 0})
+    latest = auth.refresh_token
+    auth.refresh(refresh_token=latest)
+    with pytest.raises(AuthClientError):  # no grace: the replaced token dies at once
+        auth.refresh(refresh_token=latest)
     with pytest.raises(AuthClientError):
         AuthClient("cid", "bad", "http://localhost/callback",
                    environment=f"{qbo.url}/.well-known/openid_sandbox_configuration/").refresh(
@@ -452,9 +457,11 @@ def test_voiding_payment_restores_invoice_balance_then_invoice_void_and_delete(q
     payment.void(qb=qb)  # operation=update&include=void
     reread = Invoice.get(invoice.Id, qb=qb)
     assert reread.Balance == 40.0
+    assert Customer.get(invoice.CustomerRef.value, qb=qb).Balance == 40.0
     reread.void(qb=qb)  # operation=void
     voided = Invoice.get(invoice.Id, qb=qb)
     assert voided.TotalAmt == 0 and voided.PrivateNote.startswith("Voided")
+    assert Customer.get(invoice.CustomerRef.value, qb=qb).Balance == 0
     voided.delete(qb=qb)
     assert Invoice.count(qb=qb) == 0
 

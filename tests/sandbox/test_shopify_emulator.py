@@ -538,6 +538,13 @@ def test_bulk_operation_is_visible_through_bulk_operation_and_current_bulk_opera
     bad = box.gql('mutation { bulkOperationRunQuery(query: "{ orders { edges { node { nope } } } }") '
                   '{ bulkOperation { id } userErrors { field message code } } }')
     assert bad["data"]["bulkOperationRunQuery"]["userErrors"][0]["code"] == "INVALID"
+    too_deep = ('mutation { bulkOperationRunQuery(query: "{ orders { edges { node { id lineItems { edges { node { id '
+                'discountAllocations { discountApplication { index } } } } } customer { orders { edges { node { id '
+                'lineItems { edges { node { id } } } } } } } } } } }") { userErrors { message code } } }')
+    errors = box.gql(too_deep)["data"]["bulkOperationRunQuery"]["userErrors"]
+    assert errors and errors[0]["code"] == "INVALID" and "nesting depth" in errors[0]["message"]
+    no_connection = box.gql('mutation { bulkOperationRunQuery(query: "{ shop { name } }") { userErrors { code } } }')
+    assert no_connection["data"]["bulkOperationRunQuery"]["userErrors"] == [{"code": "INVALID"}]
 
 
 def test_injected_faults_answer_429_with_retry_after_then_internal_error_then_recover(box):
@@ -583,3 +590,16 @@ def test_refund_of_one_line_and_shipping_shows_on_the_order_and_bumps_updated_at
     assert got["displayFinancialStatus"] == "PARTIALLY_REFUNDED" and got["updatedAt"] == "2030-01-01T00:00:00Z"
     assert got["lineItems"]["nodes"][0]["currentQuantity"] == 2
     assert box.state()["shops"][SHOP]["orders"][0]["refunds"][0]["note"] == "broken"
+
+
+def test_cost_debug_header_breaks_the_requested_cost_down_per_field(box):
+    box.seed(generate_orders(seed=26, count=1))
+    query = "{ orders(first: 10) { nodes { id lineItems(first: 5) { nodes { sku } } } } }"
+    response = httpx.post(f"{box.site()}/graphql.json", json={"query": query},
+                          headers={"X-Shopify-Access-Token": TOKEN, "Shopify-GraphQL-Cost-Debug": "1"})
+    cost = response.json()["extensions"]["cost"]
+    fields = {tuple(f["path"]): f for f in cost["fields"]}
+    assert fields[("orders",)]["requestedTotalCost"] == cost["requestedQueryCost"] == 2 + 10 * (1 + 2 + 5)
+    assert fields[("orders", "nodes", "lineItems")] == {"path": ["orders", "nodes", "lineItems"], "definedCost": 2,
+                                                        "requestedTotalCost": 7, "requestedChildrenCost": 5}
+    assert fields[("orders", "nodes", "id")]["definedCost"] == 0
