@@ -27,7 +27,7 @@ import shopify
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
 from connector.errors import SourceError
-from connector.model import Order
+from connector.model import Order, require_balanced
 from mappings.shopify_order import map_order
 
 # Only the shop's money is asked for: every field costs points (notes §1 "Cost"), and the books are
@@ -192,7 +192,14 @@ class ShopifySource:
         if status and status.get("currentlyAvailable", 0) < requested:
             time.sleep(min(30.0, (requested - status["currentlyAvailable"]) / (status.get("restoreRate") or 50)))
 
-    def fetch_changed(self, since: datetime, until: datetime) -> Iterator[list[Order]]:
+    def to_order(self, payload: dict) -> Order:
+        return require_balanced(map_order(payload, self.store, money=self.money))
+
+    @staticmethod
+    def source_id(payload: dict) -> str:
+        return str(payload.get("legacyResourceId") or payload.get("id"))
+
+    def fetch_changed(self, since: datetime, until: datetime) -> Iterator[list[dict]]:
         """Yield pages of orders with ``since <= updatedAt < until`` (half-open, no gaps, no overlap).
 
         Pages are sized by cost: after each answer the next ``first`` is set
@@ -217,8 +224,7 @@ class ShopifySource:
             except Exception as exc:  # spent retries: connection, 5xx, throttling
                 raise SourceError(self.store, f"could not read orders from Shopify: {exc}") from exc
             connection = data["orders"]
-            nodes = [self._complete(node) for node in connection["nodes"]]
-            yield [map_order(node, self.store, money=self.money) for node in nodes]
+            yield [self._complete(node) for node in connection["nodes"]]
             if self.last_cost:
                 per_order = self.last_cost / max(1, first)
                 first = max(1, min(self.page_size, int(COST_TARGET / per_order)))

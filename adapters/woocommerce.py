@@ -25,7 +25,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 from woocommerce import API
 
 from connector.errors import SourceError
-from connector.model import Order
+from connector.model import Order, require_balanced
 from mappings.woocommerce_order import map_order
 
 PER_PAGE = 100
@@ -87,7 +87,21 @@ class WooCommerceSource:
                               retryable=False)
         return response
 
-    def fetch_changed(self, since: datetime, until: datetime) -> Iterator[list[Order]]:
+    def to_order(self, payload: dict) -> Order:
+        return require_balanced(map_order(payload, self.store))
+
+    @staticmethod
+    def source_id(payload: dict) -> str:
+        return str(payload.get("id"))
+
+    def _with_refunds(self, order: dict) -> dict:
+        """Attach the full refund objects: the order lists only {id, reason, total} (notes §1)."""
+        if not order.get("refunds"):
+            return order
+        response = self._checked(f"orders/{order['id']}/refunds", {"per_page": PER_PAGE})
+        return {**order, "o2c_refunds": response.json()}
+
+    def fetch_changed(self, since: datetime, until: datetime) -> Iterator[list[dict]]:
         """Yield pages of orders modified in ``[since, until)``.
 
         WooCommerce's date bounds are exclusive (WP ``date_query``), so the
@@ -107,7 +121,7 @@ class WooCommerceSource:
         while True:
             response = self._checked("orders", {**params, "page": page})
             orders = response.json()
-            yield [map_order(o, self.store) for o in orders]
+            yield [self._with_refunds(o) for o in orders]
             total_pages = int(response.headers.get("X-WP-TotalPages") or 1)
             if page >= total_pages or not orders:
                 return

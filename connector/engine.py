@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from connector.errors import PermanentError, RetryableError, SkippableError, SourceError
+from connector.errors import MappingError, PermanentError, RetryableError, SkippableError, SourceError
 from connector.ledger import Ledger, iso, utcnow
-from connector.model import balance_difference, content_hash, from_json
+from connector.snapshot import content_hash, from_json
 from connector.planner import DEPENDENCIES, ORDER, steps_for
 from connector.protocols import OrderSource, Outcome, StepRunner, Work
 
@@ -34,7 +34,7 @@ class StorePull:
     changed: int = 0
     unchanged: int = 0
     stale: int = 0
-    unbalanced: int = 0
+    rejected: int = 0  # could not be mapped to a balanced order: see the ledger's rejects
     error: str | None = None
 
 
@@ -73,7 +73,14 @@ def pull_store(source: OrderSource, settings, ledger: Ledger, *, now: datetime |
     try:
         for page in source.fetch_changed(since, until):
             with ledger.transaction():
-                for order in page:
+                for payload in page:
+                    try:
+                        order = source.to_order(payload)
+                    except MappingError as exc:
+                        result.fetched += 1
+                        result.rejected += 1
+                        ledger.record_reject(source.store, source.source_id(payload), exc, payload)
+                        continue
                     _record(order, ledger, result)
             if progress:
                 progress(f"pull:{source.store}", len(page))
@@ -87,11 +94,10 @@ def pull_store(source: OrderSource, settings, ledger: Ledger, *, now: datetime |
 
 def _record(order, ledger: Ledger, result: StorePull) -> None:
     result.fetched += 1
+    ledger.clear_reject(order.order_key)
     change = ledger.record_order(order)
     setattr(result, change.outcome, getattr(result, change.outcome) + 1)
     if change.outcome in ("new", "changed"):
-        if not balance_difference(order).is_zero():
-            result.unbalanced += 1
         digest = content_hash(order)
         for step in steps_for(order):
             ledger.plan_step(order.order_key, step, DEPENDENCIES[step], digest)

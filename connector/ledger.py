@@ -17,7 +17,8 @@ from pathlib import Path
 import sqlite_utils
 
 from connector.migrations import migrate
-from connector.model import Order, balance_difference, content_hash, to_json
+from connector.model import Order, balance_difference
+from connector.snapshot import content_hash, to_json
 
 FINAL_STATES = ("done", "skipped")
 
@@ -104,6 +105,25 @@ class Ledger:
     def order_snapshot(self, order_key: str) -> str | None:
         row = self.conn.execute("SELECT snapshot FROM orders WHERE order_key = ?", (order_key,)).fetchone()
         return row[0] if row else None
+
+    def record_reject(self, store: str, source_order_id: str, error, payload: dict) -> None:
+        """Remember an order that could not be mapped, with its payload, for a person to look at."""
+        now = iso(utcnow())
+        self.conn.execute(
+            "INSERT INTO rejects (order_key, store, source_order_id, error, what_to_do, payload, first_seen_at,"
+            " last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (order_key) DO UPDATE SET"
+            " error=excluded.error, what_to_do=excluded.what_to_do, payload=excluded.payload,"
+            " last_seen_at=excluded.last_seen_at",
+            (f"{store}:{source_order_id}", store, source_order_id, str(error), getattr(error, "what_to_do", None),
+             json.dumps(payload, default=str), now, now))
+
+    def clear_reject(self, order_key: str) -> None:
+        self.conn.execute("DELETE FROM rejects WHERE order_key = ?", (order_key,))
+
+    def rejects(self) -> list[dict]:
+        keys = ("order_key", "error", "what_to_do", "last_seen_at")
+        return [dict(zip(keys, row)) for row in self.conn.execute(
+            "SELECT order_key, error, what_to_do, last_seen_at FROM rejects ORDER BY order_key")]
 
     # -- steps ------------------------------------------------------------
     def plan_step(self, order_key: str, step: str, depends_on: tuple[str, ...], planned_hash: str,

@@ -99,6 +99,20 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             summary TEXT
         );
     """),
+    (2, "intake rejects", """
+        -- Orders a store sent that could not be turned into a balanced canonical order.
+        -- The cursor still moves on; the reject stays visible until the order maps cleanly.
+        CREATE TABLE rejects (
+            order_key TEXT PRIMARY KEY,
+            store TEXT NOT NULL,
+            source_order_id TEXT NOT NULL,
+            error TEXT NOT NULL,
+            what_to_do TEXT,
+            payload TEXT NOT NULL,
+            first_seen_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL
+        );
+    """),
 ]
 
 

@@ -13,10 +13,7 @@ checked to the cent by :func:`balance_difference`.
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
-import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
@@ -230,11 +227,40 @@ class Transaction:
 
 
 @dataclass(frozen=True, slots=True)
+class RefundLine:
+    """Part of an order line given back: ``amount`` is the money for it, tax excluded."""
+
+    source_line_id: str
+    quantity: int
+    amount: Money
+    tax: Money | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Refund:
+    """Money returned to the shopper. ``amount`` is the total refunded (lines, shipping, tax)."""
+
     source_refund_id: str
     created_at: datetime
     amount: Money
     note: str | None = None
+    lines: tuple[RefundLine, ...] = ()
+    shipping: Money | None = None
+    gateway: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OtherMoney:
+    """The order's totals in the money that does not book (shop vs presentment currency).
+
+    Both are kept; which one books is a per-store setting (``money: shop | presentment``).
+    """
+
+    side: str  # "shop" or "presentment"
+    total: Money
+    tax: Money
+    shipping: Money
+    discounts: Money
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +300,8 @@ class Order:
     cancelled_at: datetime | None = None
     note: str | None = None
     test: bool = False
+    booked_side: str = "shop"  # which money of the order books: "shop" or "presentment"
+    other_money: OtherMoney | None = None  # the other side's totals, when the currencies differ
 
     @property
     def order_key(self) -> str:
@@ -323,6 +351,20 @@ class Order:
         )
 
 
+def require_balanced(order: Order) -> Order:
+    """Return ``order`` if it balances to the cent; otherwise raise, naming the order and the difference."""
+    difference = balance_difference(order)
+    if not difference.is_zero():
+        from connector.errors import MappingError
+        raise MappingError(
+            f"{order.system} order {order.name} ({order.order_key}) does not balance: lines - discounts + shipping"
+            f" + fees + tax = {(order.total + difference).amount}, the store says {order.total.amount}"
+            f" (difference {difference.amount} {order.currency})",
+            what_to_do="report this order's payload: the mapping misses an amount; nothing was rounded away",
+            system=order.system, code="unbalanced")
+    return order
+
+
 def balance_difference(order: Order) -> Money:
     """``computed - store total``; zero when the order balances to the cent.
 
@@ -333,97 +375,3 @@ def balance_difference(order: Order) -> Money:
     if not order.taxes_included:
         computed = computed + order.tax_total
     return (computed - order.total).rounded()
-
-
-def content_hash(order: Order) -> str:
-    """A stable hash of everything in the order: equal hash, nothing to re-sync."""
-    return hashlib.sha256(to_json(order).encode()).hexdigest()
-
-
-def _encode(value):
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Enum):
-        return value.value
-    raise TypeError(f"cannot encode {type(value).__name__}")
-
-
-def to_dict(order: Order) -> dict:
-    return dataclasses.asdict(order)
-
-
-def to_json(order: Order) -> str:
-    """Canonical JSON (sorted keys): the ledger's order snapshot."""
-    return json.dumps(to_dict(order), default=_encode, sort_keys=True, separators=(",", ":"))
-
-
-def money_from(data: dict | None) -> Money | None:
-    if data is None:
-        return None
-    return Money(Decimal(data["amount"]), data["currency"])
-
-
-def _tax_lines(items) -> tuple[TaxLine, ...]:
-    return tuple(TaxLine(t["title"], Decimal(t["rate"]), money_from(t["amount"])) for t in items)
-
-
-def _discounts(items) -> tuple[Discount, ...]:
-    return tuple(Discount(money_from(d["amount"]), d.get("code")) for d in items)
-
-
-def _dt(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def from_json(text: str) -> Order:
-    """Rebuild an :class:`Order` from :func:`to_json` output (ledger snapshots)."""
-    d = json.loads(text)
-    return Order(
-        store=d["store"],
-        system=d["system"],
-        source_order_id=d["source_order_id"],
-        name=d["name"],
-        currency=d["currency"],
-        created_at=_dt(d["created_at"]),
-        updated_at=_dt(d["updated_at"]),
-        customer=Customer(**d["customer"]),
-        lines=tuple(
-            Line(
-                source_line_id=x["source_line_id"], sku=x["sku"], title=x["title"],
-                quantity=x["quantity"], unit_price=money_from(x["unit_price"]),
-                discounts=_discounts(x["discounts"]), tax_lines=_tax_lines(x["tax_lines"]),
-                taxable=x["taxable"], subtotal=money_from(x.get("subtotal")),
-            )
-            for x in d["lines"]
-        ),
-        total=money_from(d["total"]),
-        billing_address=Address(**d["billing_address"]) if d["billing_address"] else None,
-        shipping_address=Address(**d["shipping_address"]) if d["shipping_address"] else None,
-        shipping_lines=tuple(
-            ShippingLine(s["title"], money_from(s["price"]), s["code"], money_from(s["discount"]),
-                         _tax_lines(s["tax_lines"]))
-            for s in d["shipping_lines"]
-        ),
-        fee_lines=tuple(FeeLine(f["title"], money_from(f["amount"]), _tax_lines(f["tax_lines"]))
-                        for f in d["fee_lines"]),
-        order_discounts=_discounts(d["order_discounts"]),
-        tax_lines=_tax_lines(d["tax_lines"]),
-        taxes_included=d["taxes_included"],
-        financial_status=FinancialStatus(d["financial_status"]),
-        fulfillment_status=FulfillmentStatus(d["fulfillment_status"]),
-        transactions=tuple(
-            Transaction(t["source_transaction_id"], TransactionKind(t["kind"]), t["status"],
-                        money_from(t["amount"]), t["gateway"], _dt(t["processed_at"]), t["parent_id"])
-            for t in d["transactions"]
-        ),
-        refunds=tuple(Refund(r["source_refund_id"], _dt(r["created_at"]), money_from(r["amount"]), r["note"])
-                      for r in d["refunds"]),
-        fulfillments=tuple(Fulfillment(f["source_fulfillment_id"], f["status"], _dt(f["created_at"]),
-                                       tuple(f["tracking_numbers"]))
-                           for f in d["fulfillments"]),
-        cancelled_at=_dt(d["cancelled_at"]),
-        note=d["note"],
-        test=d["test"],
-    )

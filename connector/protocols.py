@@ -21,8 +21,14 @@ class OrderSource(Protocol):
     system: str
     calls: int
 
-    def fetch_changed(self, since: datetime, until: datetime) -> Iterator[list[Order]]:
-        """Yield pages of orders whose source updated time is in ``[since, until)``."""
+    def fetch_changed(self, since: datetime, until: datetime) -> Iterator[list[dict]]:
+        """Yield pages of raw order payloads whose source updated time is in ``[since, until)``."""
+
+    def to_order(self, payload: dict) -> Order:
+        """Map one raw payload to a balanced canonical order (raises ``MappingError``)."""
+
+    def source_id(self, payload: dict) -> str:
+        """The store's id of the order in ``payload`` (to name a payload that did not map)."""
 
 
 @dataclass(frozen=True)

@@ -53,11 +53,11 @@ def _due_total(ledger: Ledger, step: str) -> int:
 
 def print_report(report: PassReport, console: Console) -> None:
     pulls = Table(title="Orders pulled")
-    for column in ("store", "fetched", "new", "changed", "unchanged", "older (ignored)", "unbalanced", "error"):
+    for column in ("store", "fetched", "new", "changed", "unchanged", "older (ignored)", "rejected", "error"):
         pulls.add_column(column, justify="left" if column in ("store", "error") else "right")
     for p in report.pulls:
         pulls.add_row(p.store, str(p.fetched), str(p.new), str(p.changed), str(p.unchanged), str(p.stale),
-                      str(p.unbalanced), p.error or "")
+                      str(p.rejected), p.error or "")
     console.print(pulls)
 
     writes = Table(title="Written this pass")
@@ -73,6 +73,14 @@ def print_report(report: PassReport, console: Console) -> None:
 
 
 def print_failures(ledger: Ledger, console: Console, limit: int = 20) -> None:
+    rejects = ledger.rejects()
+    if rejects:
+        table = Table(title=f"Orders that could not be read ({len(rejects)})")
+        for column in ("order", "error", "what to do"):
+            table.add_column(column, overflow="fold")
+        for r in rejects[:limit]:
+            table.add_row(r["order_key"], r["error"], r["what_to_do"] or "")
+        console.print(table)
     failures = ledger.failures()
     if not failures:
         console.print("failures: none")

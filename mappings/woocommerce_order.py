@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from connector.errors import MappingError
 from connector.model import (Address, Customer, Discount, FeeLine, FinancialStatus, FulfillmentStatus, Line,
-                             Money, Order, Refund, ShippingLine, TaxLine, Transaction, TransactionKind)
+                             Money, Order, Refund, RefundLine, ShippingLine, TaxLine, Transaction, TransactionKind)
 
 
 def _gmt(value: str | None) -> datetime | None:
@@ -97,6 +97,45 @@ def _single_tax(total_tax: str, rates, taxes, currency: str) -> tuple[TaxLine, .
     return mapped or (TaxLine("Tax", Decimal("0"), amount),)
 
 
+def _refunded_line_id(item: dict, order: dict) -> str:
+    """The order line a refund line gives back: WC's ``_refunded_item_id`` meta, else the same product."""
+    for meta in item.get("meta_data") or []:
+        if meta.get("key") == "_refunded_item_id":
+            return str(meta.get("value"))
+    for line in order.get("line_items") or []:
+        if (line.get("product_id"), line.get("variation_id"), line.get("sku")) == \
+                (item.get("product_id"), item.get("variation_id"), item.get("sku")):
+            return str(line["id"])
+    return str(item.get("id"))
+
+
+def _refunds(order: dict, currency: str) -> tuple[Refund, ...]:
+    """Full refund objects when the adapter fetched them (``o2c_refunds``), else the order's summary.
+
+    A refund's ``amount`` is positive; its line items carry negative quantities and totals
+    (notes §1 "Refund object"). What the lines and their tax do not explain was shipping
+    or a plain amount refund.
+    """
+    detailed = order.get("o2c_refunds")
+    if detailed is None:
+        return tuple(Refund(str(r["id"]), _gmt(order.get("date_modified_gmt")),
+                            Money(-Decimal(str(r["total"])), currency), r.get("reason") or r.get("refund") or None)
+                     for r in order.get("refunds") or [])
+    refunds = []
+    for r in detailed:
+        amount = _money(r["amount"], currency)
+        lines = tuple(
+            RefundLine(_refunded_line_id(item, order), abs(int(item.get("quantity") or 0)),
+                       Money(abs(Decimal(str(item["total"]))), currency),
+                       Money(abs(Decimal(str(item.get("total_tax") or "0"))), currency))
+            for item in r.get("line_items") or [])
+        explained = sum((x.amount.amount + x.tax.amount for x in lines), Decimal(0))
+        rest = amount.amount - explained
+        refunds.append(Refund(str(r["id"]), _gmt(r.get("date_created_gmt")), amount, r.get("reason") or None,
+                              lines, Money(rest, currency) if rest > 0 else None))
+    return tuple(refunds)
+
+
 FINANCIAL = {
     "pending": FinancialStatus.PENDING, "on-hold": FinancialStatus.PENDING, "failed": FinancialStatus.PENDING,
     "checkout-draft": FinancialStatus.PENDING, "refunded": FinancialStatus.REFUNDED,
@@ -126,11 +165,7 @@ def map_order(data: dict, store: str) -> Order:
         rates = _rates(data)
         billing = data.get("billing") or {}
         email = billing.get("email")
-        refunds = tuple(
-            Refund(str(r["id"]), _gmt(data.get("date_modified_gmt")), Money(-Decimal(str(r["total"])), currency),
-                   r.get("reason") or None)
-            for r in data.get("refunds") or []
-        )
+        refunds = _refunds(data, currency)
         total_money = _money(data["total"], currency)
         refunded = Money(sum((r.amount.amount for r in refunds), Decimal(0)), currency)
         paid_at = _gmt(data.get("date_paid_gmt"))

@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 
-from connector.model import (Customer, Discount, Line, Money, Order, ShippingLine, TaxLine, balance_difference,
-                             content_hash, from_json, to_json)
+from connector.model import Customer, Discount, Line, Money, Order, ShippingLine, TaxLine, balance_difference
+from connector.snapshot import content_hash, from_json, to_json
 
 NOW = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
 
