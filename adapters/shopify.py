@@ -28,67 +28,8 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 
 from connector.errors import SourceError
 from connector.model import Order, require_balanced
+from adapters.shopify_queries import ORDER_LINES, ORDERS_BY_ID, ORDERS_PAGE
 from mappings.shopify_order import map_order
-
-# Only the shop's money is asked for: every field costs points (notes §1 "Cost"), and the books are
-# kept in shop currency. Presentment money, when a store books in it, is a later per-store setting.
-MONEY = "shopMoney { amount currencyCode }"
-LINE_FIELDS = f"""
-      id sku name quantity taxable
-      originalUnitPriceSet {{ {MONEY} }}
-      discountAllocations {{ allocatedAmountSet {{ {MONEY} }} }}
-      taxLines {{ title rate priceSet {{ {MONEY} }} }}
-"""
-ORDER_FIELDS = f"""
-  id legacyResourceId name email
-  createdAt updatedAt processedAt cancelledAt cancelReason closedAt test
-  currencyCode presentmentCurrencyCode taxesIncluded
-  displayFinancialStatus displayFulfillmentStatus
-  customer {{ id legacyResourceId firstName lastName
-             defaultEmailAddress {{ emailAddress }} defaultPhoneNumber {{ phoneNumber }} }}
-  billingAddress  {{ firstName lastName company address1 address2 city province provinceCode country countryCodeV2 zip phone }}
-  shippingAddress {{ firstName lastName company address1 address2 city province provinceCode country countryCodeV2 zip phone }}
-  subtotalPriceSet {{ {MONEY} }}
-  totalDiscountsSet {{ {MONEY} }}
-  totalShippingPriceSet {{ {MONEY} }}
-  totalTaxSet {{ {MONEY} }}
-  totalPriceSet {{ {MONEY} }}
-  totalOutstandingSet {{ shopMoney {{ amount currencyCode }} }}
-  totalRefundedSet {{ shopMoney {{ amount currencyCode }} }}
-  taxLines {{ title rate priceSet {{ {MONEY} }} }}
-  lineItems(first: $lines) {{
-    pageInfo {{ hasNextPage endCursor }}
-    nodes {{ {LINE_FIELDS} }}
-  }}
-  shippingLines(first: 3) {{ nodes {{ id title code
-      originalPriceSet {{ {MONEY} }}
-      discountedPriceSet {{ {MONEY} }}
-      taxLines {{ title rate priceSet {{ {MONEY} }} }} }} }}
-  transactions(first: 5) {{ id kind status gateway test processedAt createdAt
-      amountSet {{ {MONEY} }}
-      parentTransaction {{ id }} }}
-  refunds(first: 5) {{ id createdAt note totalRefundedSet {{ {MONEY} }} }}
-  fulfillments(first: 3) {{ id status createdAt trackingInfo(first: 1) {{ company number url }} }}
-"""
-ORDER_LINES = f"""
-query OrderLines($id: ID!, $after: String, $lines: Int!) {{
-  order(id: $id) {{
-    lineItems(first: $lines, after: $after) {{
-      pageInfo {{ hasNextPage endCursor }}
-      nodes {{ {LINE_FIELDS} }}
-    }}
-  }}
-}}
-"""
-ORDERS_PAGE = f"""
-query OrdersPage($first: Int!, $after: String, $query: String, $lines: Int!) {{
-  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{
-    pageInfo {{ hasNextPage endCursor }}
-    nodes {{ {ORDER_FIELDS} }}
-  }}
-}}
-"""
-
 
 MAX_QUERY_COST = 1000  # Shopify's single-query limit, whatever the plan (notes §2)
 COST_TARGET = 900  # stay a little under it: the requested cost is an estimate of ours too
@@ -235,6 +176,32 @@ class ShopifySource:
                 raise SourceError(self.store, "Shopify returned the same page cursor twice", retryable=False)
             seen_cursors.add(page["endCursor"])
             after = page["endCursor"]
+
+    def fetch_by_ids(self, order_ids: list[str]) -> list[dict]:
+        """Fetch announced orders fresh, many per query (``nodes(ids:)``), sized by cost.
+
+        ``order_ids`` are numeric ids or gids; orders Shopify no longer returns
+        (deleted, or outside the 60-day window) are simply absent.
+        """
+        gids = [i if i.startswith("gid://") else f"gid://shopify/Order/{i}" for i in order_ids]
+        found: list[dict] = []
+        size = self.page_size
+        while gids:
+            chunk = gids[:size]
+            try:
+                data = self._execute(ORDERS_BY_ID, {"ids": chunk, "lines": self.lines_per_order}, "OrdersById")
+            except CostTooHigh as exc:
+                size = max(1, int(size * COST_TARGET / exc.cost))
+                continue
+            except SourceError:
+                raise
+            except Exception as exc:
+                raise SourceError(self.store, f"could not fetch orders by id from Shopify: {exc}") from exc
+            found.extend(self._complete(n) for n in data["nodes"] if n and n.get("__typename") == "Order")
+            gids = gids[len(chunk):]
+            if self.last_cost:
+                size = max(1, min(250, int(COST_TARGET / (self.last_cost / len(chunk)))))
+        return found
 
     def _complete(self, node: dict) -> dict:
         """Fetch the rest of an order's line items when they did not fit on the page."""
