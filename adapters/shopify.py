@@ -177,6 +177,30 @@ class ShopifySource:
             seen_cursors.add(page["endCursor"])
             after = page["endCursor"]
 
+    # -- bulk export (backfills): the BulkSource protocol ---------------------------------
+    def bulk_start(self, since: datetime, until: datetime) -> str:
+        from adapters.shopify_bulk import ShopifyBulk
+        search = f"updated_at:>='{shopify_timestamp(since)}' AND updated_at:<'{shopify_timestamp(until)}'"
+        return ShopifyBulk(self).start(search)
+
+    def bulk_wait(self, operation_id: str, poll_seconds: float = 2.0) -> str | None:
+        """Wait for the export; return its download URL (None: nothing matched)."""
+        from adapters.shopify_bulk import ShopifyBulk
+        status = ShopifyBulk(self, poll_seconds=poll_seconds).wait(operation_id)
+        if status.status != "COMPLETED":
+            raise SourceError(self.store, f"the bulk operation ended {status.status} ({status.error});"
+                              " run the backfill again to start a new one", retryable=False)
+        return status.url
+
+    def bulk_download(self, url: str, path) -> None:
+        from adapters.shopify_bulk import ShopifyBulk
+        ShopifyBulk(self).download(url, path)
+
+    @staticmethod
+    def bulk_pages(path, skip: int = 0):
+        from adapters.shopify_bulk import reassemble
+        return reassemble(path, skip=skip)
+
     def fetch_by_ids(self, order_ids: list[str]) -> list[dict]:
         """Fetch announced orders fresh, many per query (``nodes(ids:)``), sized by cost.
 

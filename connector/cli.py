@@ -7,6 +7,7 @@ line saying what happened and what to do; a bad config exits with code 2.
 from __future__ import annotations
 
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import click
@@ -22,6 +23,7 @@ err_console = Console(stderr=True)
 EPILOG = """\b
 Examples:
   o2c sync --config config.yaml          one pass: pull what changed, book it, record it
+  o2c backfill --store S --since DATE    a Shopify store's history, through a bulk export
   o2c status --config config.yaml        what the ledger holds, step by step
   o2c check-config --config config.yaml  validate the configuration and stop
   o2c sandbox                            run the local emulators for manual use
@@ -61,6 +63,31 @@ def sync(config_path: str, store: str | None, quiet: bool) -> None:
             sys.exit(2)
     code = run_sync_pass(settings, console, only_store=store, show_progress=not quiet)
     sys.exit(code)
+
+
+@main.command(epilog="\b\nExample:\n  o2c backfill --config config.yaml --store main-shop --since 2024-01-01")
+@click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
+@click.option("--store", required=True, help="the Shopify store to backfill")
+@click.option("--since", required=True, help="first day (or ISO instant, UTC) of the history to take in")
+@click.option("--book/--no-book", default=True, show_default=True, help="also run the steps the orders need")
+@click.option("--quiet", is_flag=True, help="no progress bar")
+def backfill(config_path: str, store: str, since: str, book: bool, quiet: bool) -> None:
+    """Take a store's order history in through a bulk export; a killed run resumes where it stopped."""
+    from connector.run import run_backfill
+    settings = _load(config_path)
+    try:
+        settings.store(store)
+        moment = datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ConfigError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except ValueError:
+        err_console.print(f"[bold red]error:[/] --since '{since}' is not a date; write it like 2024-01-01",
+                          highlight=False)
+        sys.exit(2)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    sys.exit(run_backfill(settings, console, store=store, since=moment, book=book, show_progress=not quiet))
 
 
 @main.command(epilog="\b\nExample:\n  o2c status --config config.yaml")

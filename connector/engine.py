@@ -73,15 +73,7 @@ def pull_store(source: OrderSource, settings, ledger: Ledger, *, now: datetime |
     try:
         for page in source.fetch_changed(since, until):
             with ledger.transaction():
-                for payload in page:
-                    try:
-                        order = source.to_order(payload)
-                    except MappingError as exc:
-                        result.fetched += 1
-                        result.rejected += 1
-                        ledger.record_reject(source.store, source.source_id(payload), exc, payload)
-                        continue
-                    _record(order, ledger, result)
+                record_page(source, page, ledger, result)
             if progress:
                 progress(f"pull:{source.store}", len(page))
     except SourceError as exc:
@@ -90,6 +82,19 @@ def pull_store(source: OrderSource, settings, ledger: Ledger, *, now: datetime |
     ledger.set_cursor(source.store, iso(until))
     ledger.record_event("pull", "ok", detail=f"{source.store} {iso(since)}..{iso(until)} {result.fetched} orders")
     return result
+
+
+def record_page(source: OrderSource, page: list[dict], ledger: Ledger, result: StorePull) -> None:
+    """Map and record one page of raw payloads (inside the caller's transaction)."""
+    for payload in page:
+        try:
+            order = source.to_order(payload)
+        except MappingError as exc:
+            result.fetched += 1
+            result.rejected += 1
+            ledger.record_reject(source.store, source.source_id(payload), exc, payload)
+            continue
+        _record(order, ledger, result)
 
 
 def _record(order, ledger: Ledger, result: StorePull) -> None:

@@ -254,6 +254,30 @@ class Ledger:
             (system, account, refresh_token, access_token,
              iso(access_expires_at) if access_expires_at else None, iso(utcnow())))
 
+    # -- backfills --------------------------------------------------------
+    def open_backfill(self, store: str, since: str, until: str) -> dict:
+        """The unfinished backfill of ``store`` from ``since``, or a new one."""
+        row = self.conn.execute(
+            "SELECT id FROM backfills WHERE store = ? AND since = ? AND status NOT IN ('done', 'failed')"
+            " ORDER BY id DESC LIMIT 1", (store, since)).fetchone()
+        if row is None:
+            now = iso(utcnow())
+            cursor = self.conn.execute(
+                "INSERT INTO backfills (store, since, until, status, started_at, updated_at)"
+                " VALUES (?, ?, ?, 'started', ?, ?)", (store, since, until, now, now))
+            row = (cursor.lastrowid,)
+        return self.backfill(row[0])
+
+    def backfill(self, backfill_id: int) -> dict:
+        cursor = self.conn.execute("SELECT * FROM backfills WHERE id = ?", (backfill_id,))
+        names = [d[0] for d in cursor.description]
+        return dict(zip(names, cursor.fetchone()))
+
+    def update_backfill(self, backfill_id: int, **values) -> None:
+        values["updated_at"] = iso(utcnow())
+        sets = ", ".join(f"{k} = ?" for k in values)
+        self.conn.execute(f"UPDATE backfills SET {sets} WHERE id = ?", (*values.values(), backfill_id))
+
     # -- events -----------------------------------------------------------
     def record_event(self, kind: str, outcome: str, *, order_key: str | None = None, step: str | None = None,
                      request_id: str | None = None, payload_hash: str | None = None,

@@ -113,6 +113,22 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             last_seen_at TEXT NOT NULL
         );
     """),
+    (3, "backfills", """
+        -- One row per backfill run; it is what lets a killed backfill resume where it stopped.
+        CREATE TABLE backfills (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            since TEXT NOT NULL,
+            until TEXT NOT NULL,
+            operation_id TEXT,                    -- the store's bulk operation, once started
+            file TEXT,                            -- the downloaded result, once complete
+            status TEXT NOT NULL,                 -- started | running | downloaded | done | failed
+            orders_done INTEGER NOT NULL DEFAULT 0,
+            error TEXT,
+            started_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        );
+    """),
 ]
 
 

@@ -31,6 +31,22 @@ class OrderSource(Protocol):
         """The store's id of the order in ``payload`` (to name a payload that did not map)."""
 
 
+class BulkSource(OrderSource, Protocol):
+    """A store that can export a whole window at once (Shopify bulk operations)."""
+
+    def bulk_start(self, since: datetime, until: datetime) -> str:
+        """Start an export of the orders updated in ``[since, until)``; return its id."""
+
+    def bulk_wait(self, operation_id: str, poll_seconds: float = 2.0) -> str | None:
+        """Wait until the export is ready; return its download URL (None when empty)."""
+
+    def bulk_download(self, url: str, path) -> None:
+        """Download the export to ``path``, atomically."""
+
+    def bulk_pages(self, path, skip: int = 0) -> Iterator[list[dict]]:
+        """Pages of raw order payloads from a downloaded export, after the first ``skip``."""
+
+
 @dataclass(frozen=True)
 class Work:
     """One due step and the order snapshot it acts on."""

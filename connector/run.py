@@ -46,6 +46,46 @@ def run_sync_pass(settings, console: Console, *, only_store: str | None = None, 
         ledger.close()
 
 
+def _bar(console: Console, show: bool) -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, disable=not show, transient=False)
+
+
+def run_backfill(settings, console: Console, *, store: str, since, book: bool, show_progress: bool = True) -> int:
+    """Backfill one store; then, unless told not to, run the steps its orders need."""
+    from connector.backfill import backfill_store
+    from connector.engine import PassReport, run_due_steps
+    from connector.errors import SourceError
+    ledger = Ledger(settings.ledger_path)
+    try:
+        (source, store_settings), = build_sources(settings, store)
+        with _bar(console, show_progress) as bar:
+            tasks: dict[str, int] = {}
+
+            def progress(what: str, n: int) -> None:
+                if what not in tasks:
+                    tasks[what] = bar.add_task(what.replace("backfill:", "backfill "), total=None)
+                bar.advance(tasks[what], n)
+
+            try:
+                result = backfill_store(source, store_settings, ledger, since,
+                                        workdir=settings.ledger_path.parent / "backfills", progress=progress)
+            except SourceError as exc:
+                console.print(f"[bold red]backfill stopped:[/] {exc}", highlight=False)
+                return 1
+            report = PassReport(pulls=[result.pull])
+            if book:
+                run_due_steps(ledger, build_runners(settings, ledger), report, progress=progress)
+        state = "resumed" if result.resumed else "started"
+        console.print(f"backfill of {store} ({state}, bulk operation {result.operation_id}): "
+                      f"{result.pull.fetched} orders read")
+        print_report(report, console)
+        print_failures(ledger, console)
+        return 0
+    finally:
+        ledger.close()
+
+
 def _due_total(ledger: Ledger, step: str) -> int:
     counts = ledger.step_counts().get(step, {})
     return sum(n for state, n in counts.items() if state in ("pending", "failed", "in_flight"))
