@@ -9,7 +9,7 @@ Options (all optional; the control API can change the first three at run time):
 ``access_token`` ("pat-sandbox"), ``ten_second_limit`` (100), ``daily_limit``
 (250000), ``search_per_second`` (5), ``portal_id`` ("12345678"),
 ``prefixes`` ({"objects": [...], "properties": [...], "associations": [...],
-"objects_v4": [...]}, see ``routes.DEFAULT_PREFIXES``).
+"objects_v4": [...], "pipelines": [...]}, see ``routes.DEFAULT_PREFIXES``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from starlette.routing import Route
 from . import errors
 from .associations import AssociationStore
 from .errors import HubSpotError, json_response
-from .objects import ObjectStore
+from .objects import ObjectStore, now_iso
+from .pipelines import Pipelines
 from .properties import PropertyRegistry
 from .ratelimit import RateLimiter
 from .routes import DEFAULT_PREFIXES, api_routes, read_json
@@ -45,7 +46,8 @@ class Account:
         self.access_token = opts.get("access_token", "pat-sandbox")
         self.portal_id = str(opts.get("portal_id", "12345678"))
         self.registry = PropertyRegistry()
-        self.store = ObjectStore(self.registry, self.portal_id)
+        self.pipelines = Pipelines(now_iso())
+        self.store = ObjectStore(self.registry, self.portal_id, pipelines=self.pipelines)
         self.assocs = AssociationStore(self.store)
         self.limiter = RateLimiter(int(opts.get("ten_second_limit", 100)), int(opts.get("daily_limit", 250_000)),
                                    int(opts.get("search_per_second", 5)))

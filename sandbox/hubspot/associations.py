@@ -3,6 +3,8 @@ v4 batch/basic operations (``shared/notes/hubspot.md`` §2.4).
 
 Every association is kept in both directions, each with its own type id
 (deal→contact 3 / contact→deal 4, deal→line_item 19 / line_item→deal 20).
+A line item has at most one deal (notes §2.3: "Line items belong to one single
+parent object"); linking it to a second deal is refused on every path.
 """
 
 from __future__ import annotations
@@ -48,6 +50,23 @@ class AssociationStore:
     def targets(self, from_type: str, from_id: str, to_type: str) -> list[tuple[str, set[int]]]:
         return [(k[3], v) for k, v in self.edges.items() if k[:3] == (from_type, from_id, to_type)]
 
+    def other_parent(self, from_type: str, from_id: str | None, to_type: str, to_id: str) -> str | None:
+        """The deal already holding this line item, when linking it to another deal.
+
+        Notes §2.3 ([docs] line items guide): "Line items belong to one single parent
+        object". ``from_id`` None stands for a record being created (no parent yet
+        matches it). Re-linking the same pair is allowed.
+        """
+        if {from_type, to_type} != {"deals", "line_items"}:
+            return None
+        item, deal = (from_id, to_id) if from_type == "line_items" else (to_id, from_id)
+        if item is None:
+            return None
+        for parent, _ in self.targets("line_items", item, "deals"):
+            if parent != deal:
+                return parent
+        return None
+
     def check_type(self, from_type: str, to_type: str, spec: dict) -> int:
         """Validate one ``{associationCategory, associationTypeId}`` against the pair."""
         if not isinstance(spec, dict):
@@ -82,7 +101,14 @@ class AssociationStore:
                 if self.objects.get(to_type, to_id) is None:
                     raise validation(f"Could not create associations: {SINGULAR[to_type]} {to_id} does not exist",
                                      {"ids": [to_id]})
+                parent = self.other_parent(from_type, None, to_type, to_id)
+                if parent is not None:
+                    raise single_parent(to_id, parent)
                 parsed.append((to_type, to_id, type_id))
+        deals = sorted({to_id for to_type, to_id, _ in parsed if to_type == "deals"})
+        if from_type == "line_items" and len(deals) > 1:
+            raise validation(f"Line items belong to one single parent object; got deals {', '.join(deals)}.",
+                             {"dealId": deals})
         return parsed
 
     def apply_create_body(self, from_type: str, from_id: str, parsed) -> None:
@@ -95,7 +121,17 @@ class AssociationStore:
             if self.objects.get(object_type, object_id) is None:
                 return standard_error("VALIDATION_ERROR", f"{SINGULAR[object_type]} {object_id} does not exist",
                                       {"ids": [object_id]})
+        parent = self.other_parent(from_type, from_id, to_type, to_id)
+        if parent is not None:
+            body = single_parent(from_id if from_type == "line_items" else to_id, parent).body
+            return standard_error(body["category"], body["message"], body["context"])
         return None
+
+    def check_pair(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        """Raise the 400 of :meth:`_pair_error` (single-record PUT endpoints)."""
+        error = self._pair_error(from_type, from_id, to_type, to_id)
+        if error is not None:
+            raise validation(error["message"], error["context"])
 
     def batch_create(self, from_type: str, to_type: str, body: dict) -> tuple[int, dict]:
         """``POST /crm/v4/associations/{from}/{to}/batch/create`` (201, or 207 with errors)."""
@@ -171,6 +207,14 @@ class AssociationStore:
         return [{"fromObjectType": f, "fromObjectId": fi, "toObjectType": t, "toObjectId": ti,
                  "types": [{"associationCategory": HUBSPOT_DEFINED, "associationTypeId": x} for x in sorted(ids)]}
                 for (f, fi, t, ti), ids in self.edges.items()]
+
+
+def single_parent(item_id: str, parent_id: str):
+    """400 for a line item already under another deal (notes §2.3). The rule is HubSpot's;
+    this wording is the emulator's (HubSpot's answer is not published)."""
+    return validation(f"Line item {item_id} already belongs to deal {parent_id}. "
+                      "Line items belong to one single parent object.",
+                      {"lineItemId": [item_id], "dealId": [parent_id]})
 
 
 def _id(ref) -> str:

@@ -53,9 +53,10 @@ class Record:
 class ObjectStore:
     """All objects of one account, per object type."""
 
-    def __init__(self, registry: PropertyRegistry, portal_id: str, first_id: int = 1001):
+    def __init__(self, registry: PropertyRegistry, portal_id: str, first_id: int = 1001, pipelines=None):
         self.registry = registry
         self.portal_id = portal_id
+        self.pipelines = pipelines  # pipelines.Pipelines: deal stage options (None = unchecked)
         self.ids = itertools.count(first_id)
         self.records: dict[str, dict[str, Record]] = {t: {} for t in LABELS}
 
@@ -76,11 +77,33 @@ class ObjectStore:
             raise validation("Property values must be strings: " + ", ".join(sorted(wrong_type)),
                              {"properties": sorted(wrong_type)})
         missing = [k for k in props if not self.registry.known(object_type, k)]
-        if missing:
-            # Fixture errors.400.property_doesnt_exist.json: one embedded entry per unknown name.
-            raise HubSpotError(400, property_values_invalid(
-                [property_problem(k, f'Property "{k}" does not exist', "PROPERTY_DOESNT_EXIST") for k in missing]))
+        # Fixture errors.400.property_doesnt_exist.json: one embedded entry per unknown name;
+        # invalid values of known properties join the same list (notes §5: INVALID_OPTION).
+        problems = [property_problem(k, f'Property "{k}" does not exist', "PROPERTY_DOESNT_EXIST") for k in missing]
+        problems += [property_problem(*p) for p in self.value_problems(object_type, props)]
+        if problems:
+            raise HubSpotError(400, property_values_invalid(problems))
         return {k: v for k, v in props.items() if k not in READ_ONLY}
+
+    def value_problems(self, object_type: str, props: dict) -> list[tuple[str, str, str]]:
+        """``(name, message, code)`` for values HubSpot refuses although the property exists.
+
+        - deals: ``pipeline``/``dealstage`` must be options of the seeded pipeline (notes §2.2).
+        - line items: "``price`` cannot be negative" (notes §2.3, HubSpot line items guide).
+          HubSpot's wording and code for this one are not published; ``NEGATIVE_PRICE``
+          is the emulator's, inside the documented envelope.
+        """
+        if object_type == "deals" and self.pipelines is not None:
+            return self.pipelines.problems(props)
+        if object_type == "line_items" and props.get("price"):
+            try:
+                negative = float(props["price"]) < 0
+            except ValueError:
+                negative = False
+            if negative:
+                return [("price", f"{props['price']} is not a valid price: price cannot be negative",
+                         "NEGATIVE_PRICE")]
+        return []
 
     # --- lookups ------------------------------------------------------------
     def live(self, object_type: str):
@@ -176,7 +199,11 @@ class ObjectStore:
         if not requested:
             return DEFAULT_READ[object_type]
         # Notes §2.1: unset requested properties come back as null; unknown names are ignored.
-        return [n for n in dict.fromkeys(requested)]
+        # The system ones always come along: fixtures contacts.batch_read_by_email.response.207.json
+        # and contacts.search.response.200.json ask for email/firstname/lastname and show
+        # createdate, hs_object_id and lastmodifieddate too.
+        always = ["createdate", "hs_object_id", MODIFIED_PROPERTY[object_type]]
+        return list(dict.fromkeys([*requested, *always]))
 
     def dump(self) -> dict[str, list[dict]]:
         return {t: [r.to_json(every=True) for r in recs.values()] for t, recs in self.records.items()}

@@ -1,4 +1,4 @@
-"""HTTP handlers of the vendor API (objects, properties, associations) and their routes.
+"""HTTP handlers of the vendor API (objects, properties, pipelines, associations) and their routes.
 
 Handlers are plain ``async def (request, account) -> Response``; ``app.py`` wraps
 each in auth, rate limiting, fault injection and counting. Path prefixes are
@@ -23,6 +23,7 @@ DEFAULT_PREFIXES = {
     "properties": ["/crm/v3/properties", "/crm/properties/2026-03"],
     "associations": ["/crm/v4/associations", "/crm/associations/2026-03"],
     "objects_v4": ["/crm/v4/objects"],
+    "pipelines": ["/crm/v3/pipelines", "/crm/pipelines/2026-03"],
 }
 SINGULAR = {"contacts": "contact", "deals": "deal", "line_items": "line_item"}
 
@@ -166,6 +167,20 @@ async def property_get(request: Request, acc):
     return json_response(acc.registry.get(_type(request), request.path_params["name"]))
 
 
+# --- pipelines (read only: a connector discovers stage ids here) ----------------------
+async def pipeline_list(request: Request, acc):
+    """``GET /crm/v3/pipelines/{objectType}`` -> ``{results: [Pipeline]}``."""
+    return json_response(acc.pipelines.listing(_type(request)))
+
+
+async def pipeline_get(request: Request, acc):
+    return json_response(acc.pipelines.get(_type(request), request.path_params["pipeline_id"]))
+
+
+async def pipeline_stages(request: Request, acc):
+    return json_response(acc.pipelines.stages(_type(request), request.path_params["pipeline_id"]))
+
+
 # --- associations v4 ---------------------------------------------------------------
 async def association_batch(request: Request, acc):
     from_type, to_type = _type(request, "from_type"), _type(request, "to_type")
@@ -196,6 +211,7 @@ def _pair(request: Request, acc):
 async def association_put_default(request: Request, acc):
     """``PUT /crm/v4/objects/{type}/{id}/associations/default/{toType}/{toId}`` -> 200."""
     from_type, from_id, to_type, to_id = _pair(request, acc)
+    acc.assocs.check_pair(from_type, from_id, to_type, to_id)
     status, answer = acc.assocs.batch_default(from_type, to_type, {"inputs": [{"from": {"id": from_id},
                                                                                "to": {"id": to_id}}]})
     return _stamped(status, answer, now_iso())
@@ -207,7 +223,9 @@ async def association_put_typed(request: Request, acc):
     specs = await read_json(request)
     if not isinstance(specs, list) or not specs:
         raise validation("Invalid input JSON: expected a list of association types")
-    for type_id in [acc.assocs.check_type(from_type, to_type, s) for s in specs]:
+    type_ids = [acc.assocs.check_type(from_type, to_type, s) for s in specs]
+    acc.assocs.check_pair(from_type, from_id, to_type, to_id)
+    for type_id in type_ids:
         acc.assocs.add(from_type, from_id, to_type, to_id, type_id)
     return json_response({"fromObjectTypeId": TYPE_IDS[from_type], "fromObjectId": from_id,
                           "toObjectTypeId": TYPE_IDS[to_type], "toObjectId": to_id, "labels": []}, 201)
@@ -246,6 +264,12 @@ def api_routes(prefixes: dict) -> list[tuple[str, list[str], object, str]]:
             (p + "/{object_type}", ["POST"], property_create, "api"),
             (p + "/{object_type}", ["GET"], property_list, "api"),
             (p + "/{object_type}/{name}", ["GET"], property_get, "api"),
+        ]
+    for p in prefixes["pipelines"]:
+        table += [
+            (p + "/{object_type}", ["GET"], pipeline_list, "api"),
+            (p + "/{object_type}/{pipeline_id}", ["GET"], pipeline_get, "api"),
+            (p + "/{object_type}/{pipeline_id}/stages", ["GET"], pipeline_stages, "api"),
         ]
     for p in prefixes["associations"]:
         table += [(p + "/{from_type}/{to_type}/batch/{op:path}", ["POST"], association_batch, "api")]
