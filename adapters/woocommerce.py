@@ -59,6 +59,8 @@ class WooCommerceSource:
             consumer_secret=store.consumer_secret.get_secret_value(),
             version="wc/v3",
             timeout=store.timeout_seconds,
+            # requests takes a CA file path here as well as a bool.
+            verify_ssl=store.ca_bundle or True,
         )
 
     @retry(retry=retry_if_exception(_retryable), stop=stop_after_attempt(5),

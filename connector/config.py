@@ -71,6 +71,8 @@ class WooCommerceStore(Strict):
     safety_lag_seconds: int = Field(default=5, ge=0, le=3600)
     timeout_seconds: float = Field(default=30, gt=0, le=600)
     doc_number_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{0,10}$")
+    # A CA file to trust for a site whose https certificate is self-signed or from a private CA.
+    ca_bundle: str | None = None
 
     @field_validator("url")
     @classmethod

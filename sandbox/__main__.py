@@ -32,6 +32,9 @@ def main(argv: list[str] | None = None) -> None:
     for system in SYSTEMS:
         run.add_argument(f"--{system}-port", type=int, default=DEFAULT_PORTS[system],
                          help=f"port for the {system} emulator (0 = any free port)")
+    run.add_argument("--woocommerce-tls-port", type=int, default=None,
+                     help="also serve WooCommerce over https on this port (0 = any free port)")
+    run.add_argument("--tls-dir", help="where to write the self-signed certificate (default: a temp dir)")
     run.add_argument("--ready-file", help="write {pid, urls} here as JSON once every emulator listens")
     run.add_argument("--options", default="{}",
                      help='JSON of per-system options, e.g. {"quickbooks": {"latency_ms": 50}}')
@@ -49,7 +52,10 @@ def main(argv: list[str] | None = None) -> None:
     for system in SYSTEMS:
         port = getattr(args, f"{system}_port")
         ports[system] = port or _free_port(args.host)
-    asyncio.run(serve(args.host, ports, args.ready_file, json.loads(args.options)))
+    tls_port = args.woocommerce_tls_port
+    if tls_port == 0:
+        tls_port = _free_port(args.host)
+    asyncio.run(serve(args.host, ports, args.ready_file, json.loads(args.options), tls_port, args.tls_dir))
 
 
 if __name__ == "__main__":

@@ -40,19 +40,33 @@ def build_app(system: str, options: dict):
     return create_app(options)
 
 
-async def serve(host: str, ports: dict[str, int], ready_file: str | None, options: dict) -> None:
-    """Start every emulator, write ``ready_file`` once all listen, run until signalled."""
+def _config(app, host: str, port: int, **tls) -> uvicorn.Config:
+    return uvicorn.Config(app, host=host, port=port, log_level=os.environ.get("SANDBOX_LOG_LEVEL", "warning"),
+                          access_log=False, lifespan="off", **tls)
+
+
+async def serve(host: str, ports: dict[str, int], ready_file: str | None, options: dict,
+                tls_port: int | None = None, tls_dir: str | None = None) -> None:
+    """Start every emulator, write ``ready_file`` once all listen, run until signalled.
+
+    With ``tls_port`` the WooCommerce emulator is also served over https
+    (one app, two ports), with a certificate made in ``tls_dir``.
+    """
     emulators = []
+    apps = {}
     for system, port in ports.items():
-        config = uvicorn.Config(
-            build_app(system, options.get(system, {})),
-            host=host,
-            port=port,
-            log_level=os.environ.get("SANDBOX_LOG_LEVEL", "warning"),
-            access_log=False,
-            lifespan="off",
-        )
-        emulators.append(Emulator(system, port, uvicorn.Server(config)))
+        apps[system] = build_app(system, options.get(system, {}))
+        emulators.append(Emulator(system, port, uvicorn.Server(_config(apps[system], host, port))))
+    ca_file = None
+    if tls_port is not None:
+        import tempfile
+        from pathlib import Path
+
+        from sandbox.tls import MarkHttps, make_certificate
+        cert, key = make_certificate(Path(tls_dir or tempfile.mkdtemp(prefix="o2c-sandbox-tls-")))
+        ca_file = str(cert)
+        config = _config(MarkHttps(apps["woocommerce"]), host, tls_port, ssl_certfile=str(cert), ssl_keyfile=str(key))
+        emulators.append(Emulator("woocommerce_https", tls_port, uvicorn.Server(config)))
     for emulator in emulators:
         # Signals are handled once below, for all servers together.
         emulator.server.install_signal_handlers = lambda: None
@@ -64,11 +78,12 @@ async def serve(host: str, ports: dict[str, int], ready_file: str | None, option
                     raise t.exception()
             raise SystemExit("a sandbox emulator failed to start (is its port already in use?)")
         await asyncio.sleep(0.02)
-    urls = {e.system: f"http://{host}:{e.port}" for e in emulators}
+    urls = {e.system: f"{'https' if e.system.endswith('_https') else 'http'}://{host}:{e.port}"
+            for e in emulators}
     if ready_file:
         tmp = ready_file + ".tmp"
         with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump({"pid": os.getpid(), "urls": urls}, fh)
+            json.dump({"pid": os.getpid(), "urls": urls, "ca_file": ca_file}, fh)
         os.replace(tmp, ready_file)
     print("sandbox ready: " + ", ".join(f"{k} {v}" for k, v in urls.items()), flush=True)
 

@@ -19,8 +19,10 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 class Sandbox:
     """Handle on a running sandbox process: base URLs and control-API helpers."""
 
-    def __init__(self, urls: dict[str, str]):
-        self.urls = urls
+    def __init__(self, urls: dict[str, str], ca_file: str | None = None):
+        self.urls = {k: v for k, v in urls.items() if not k.endswith("_https")}
+        self.https_urls = {k.removesuffix("_https"): v for k, v in urls.items() if k.endswith("_https")}
+        self.ca_file = ca_file
 
     def url(self, system: str) -> str:
         return self.urls[system]
@@ -45,6 +47,7 @@ def start_sandbox(tmp_dir: Path, options: dict | None = None) -> tuple[subproces
             "--options", json.dumps(options or {})]
     for system in ("shopify", "woocommerce", "hubspot", "quickbooks"):
         args += [f"--{system}-port", "0"]
+    args += ["--woocommerce-tls-port", "0", "--tls-dir", str(tmp_dir / "tls")]
     log = open(tmp_dir / "sandbox.log", "w")
     proc = subprocess.Popen(args, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     deadline = time.monotonic() + 60
@@ -53,7 +56,8 @@ def start_sandbox(tmp_dir: Path, options: dict | None = None) -> tuple[subproces
             proc.kill()
             raise RuntimeError("sandbox did not start:\n" + (tmp_dir / "sandbox.log").read_text())
         time.sleep(0.05)
-    return proc, Sandbox(json.loads(ready.read_text())["urls"])
+    info = json.loads(ready.read_text())
+    return proc, Sandbox(info["urls"], info.get("ca_file"))
 
 
 @pytest.fixture(scope="session")
