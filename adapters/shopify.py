@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.error
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Iterator
 from urllib.parse import urlparse
 
@@ -28,9 +28,10 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 
 from connector.errors import SourceError
 from connector.model import Order, require_balanced
-from adapters.shopify_queries import ORDER_LINES, ORDERS_BY_ID, ORDERS_PAGE
+from adapters.shopify_queries import ACCESS_SCOPES, documents
 from mappings.shopify_order import map_order
 
+VISIBLE_DAYS_WITHOUT_SCOPE = 60
 MAX_QUERY_COST = 1000  # Shopify's single-query limit, whatever the plan (notes §2)
 COST_TARGET = 900  # stay a little under it: the requested cost is an estimate of ours too
 
@@ -67,14 +68,16 @@ class ShopifySource:
 
     system = "shopify"
 
-    def __init__(self, store, *, money: str = "shop"):
+    def __init__(self, store):
         self.store = store.name
         self.settings = store
-        self.money = money
+        self.money = store.book_in
+        self.queries = documents(store.book_in)
         self.page_size = store.page_size
         self.lines_per_order = 10  # most orders fit; longer ones are completed by follow-up queries
         self.calls = 0
         self.last_cost: float | None = None
+        self._scopes: set[str] | None = None
         self._client = self._graphql_client(store)
 
     @staticmethod
@@ -140,6 +143,25 @@ class ShopifySource:
     def source_id(payload: dict) -> str:
         return str(payload.get("legacyResourceId") or payload.get("id"))
 
+    def check_history_visible(self, since: datetime) -> None:
+        """Refuse to read a window Shopify would silently cut to its last 60 days.
+
+        Without the ``read_all_orders`` scope an app sees only orders of the
+        last 60 days (notes §1): an older window would look like "no orders".
+        """
+        if since >= datetime.now(timezone.utc) - timedelta(days=VISIBLE_DAYS_WITHOUT_SCOPE):
+            return
+        if self._scopes is None:
+            data = self._execute(ACCESS_SCOPES, {}, "AccessScopes")
+            self._scopes = {s["handle"] for s in data["currentAppInstallation"]["accessScopes"]}
+        if "read_all_orders" not in self._scopes:
+            raise SourceError(
+                self.store,
+                f"this app can only see Shopify orders of the last {VISIBLE_DAYS_WITHOUT_SCOPE} days, and the sync "
+                f"asks for orders since {since:%Y-%m-%d}. Older orders are not missing: Shopify hides them. Grant "
+                "the app the read_all_orders scope (Shopify approves it per app), or start later: set "
+                "initial_cursor / --since within the last 60 days", retryable=False)
+
     def fetch_changed(self, since: datetime, until: datetime) -> Iterator[list[dict]]:
         """Yield pages of orders with ``since <= updatedAt < until`` (half-open, no gaps, no overlap).
 
@@ -147,6 +169,7 @@ class ShopifySource:
         so the requested cost stays under the single-query maximum, and a
         ``MAX_COST_EXCEEDED`` answer shrinks the page and asks again.
         """
+        self.check_history_visible(since)
         search = f"updated_at:>='{shopify_timestamp(since)}' AND updated_at:<'{shopify_timestamp(until)}'"
         after = None
         first = self.page_size
@@ -154,7 +177,7 @@ class ShopifySource:
         while True:
             variables = {"first": first, "after": after, "query": search, "lines": self.lines_per_order}
             try:
-                data = self._execute(ORDERS_PAGE, variables, "OrdersPage")
+                data = self._execute(self.queries.page, variables, "OrdersPage")
             except CostTooHigh as exc:
                 if first == 1:
                     raise SourceError(self.store, f"even one order costs {exc.cost} points", retryable=False)
@@ -180,6 +203,7 @@ class ShopifySource:
     # -- bulk export (backfills): the BulkSource protocol ---------------------------------
     def bulk_start(self, since: datetime, until: datetime) -> str:
         from adapters.shopify_bulk import ShopifyBulk
+        self.check_history_visible(since)
         search = f"updated_at:>='{shopify_timestamp(since)}' AND updated_at:<'{shopify_timestamp(until)}'"
         return ShopifyBulk(self).start(search)
 
@@ -213,7 +237,8 @@ class ShopifySource:
         while gids:
             chunk = gids[:size]
             try:
-                data = self._execute(ORDERS_BY_ID, {"ids": chunk, "lines": self.lines_per_order}, "OrdersById")
+                data = self._execute(self.queries.by_id, {"ids": chunk, "lines": self.lines_per_order},
+                                     "OrdersById")
             except CostTooHigh as exc:
                 size = max(1, int(size * COST_TARGET / exc.cost))
                 continue
@@ -228,7 +253,21 @@ class ShopifySource:
         return found
 
     def _complete(self, node: dict) -> dict:
-        """Fetch the rest of an order's line items when they did not fit on the page."""
+        """Fetch what did not fit on the page: more line items, shipping lines, transactions, refunds."""
+        node = self._complete_lines(node)
+        shipping_more = ((node.get("shippingLines") or {}).get("pageInfo") or {}).get("hasNextPage")
+        if shipping_more or len(node.get("transactions") or []) >= 5 or len(node.get("refunds") or []) >= 5:
+            try:
+                more = self._execute(self.queries.more_lists, {"id": node["id"]}, "OrderLists")["order"]
+            except SourceError:
+                raise
+            except Exception as exc:
+                raise SourceError(self.store, f"could not complete order {node.get('name')}: {exc}") from exc
+            node = {**node, "shippingLines": {"nodes": more["shippingLines"]["nodes"]},
+                    "transactions": more["transactions"], "refunds": more["refunds"]}
+        return node
+
+    def _complete_lines(self, node: dict) -> dict:
         lines = node.get("lineItems") or {}
         page = lines.get("pageInfo") or {}
         if not page.get("hasNextPage"):
@@ -238,7 +277,8 @@ class ShopifySource:
         per_query = 50
         while after:
             try:
-                data = self._execute(ORDER_LINES, {"id": node["id"], "after": after, "lines": per_query}, "OrderLines")
+                data = self._execute(self.queries.more_lines, {"id": node["id"], "after": after, "lines": per_query},
+                                     "OrderLines")
             except CostTooHigh as exc:
                 per_query = max(1, int(per_query * COST_TARGET / exc.cost))
                 continue

@@ -47,7 +47,8 @@ class ShopifyBulk:
     def start(self, search: str) -> str:
         """Start the bulk query; wait while another operation of ours is running."""
         for _ in range(120):
-            data = self.source._execute(BULK_RUN, {"query": bulk_orders_query(search)}, "RunBulk")
+            data = self.source._execute(BULK_RUN, {"query": bulk_orders_query(search, self.source.money)},
+                                        "RunBulk")
             result = data["bulkOperationRunQuery"]
             errors = result.get("userErrors") or []
             if not errors:

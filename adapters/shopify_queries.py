@@ -3,46 +3,58 @@
 The same order fields serve the paged query, the fetch by ids and (with
 connections written as ``edges { node }`` and no sizes) the bulk query, so
 all three return one shape for the one mapper.
+
+Every field costs points (../shared/notes/shopify.md §1 "Cost"), so line
+level money is asked for in the one side that books (shop money by
+default; presentment money when a store books in the shopper's currency).
+The order totals carry both sides, so the other side is kept as well.
 """
 
-# Only the shop's money is asked for: every field costs points (notes §1 "Cost"), and the books are
-# kept in shop currency. Presentment money, when a store books in it, is a later per-store setting.
-MONEY = "shopMoney { amount currencyCode }"
-LINE_FIELDS = f"""
-      id sku name quantity taxable
-      originalUnitPriceSet {{ {MONEY} }}
-      discountAllocations {{ allocatedAmountSet {{ {MONEY} }} }}
-      taxLines {{ title rate priceSet {{ {MONEY} }} }}
-"""
-SHIPPING_FIELDS = f"""id title code
-      originalPriceSet {{ {MONEY} }}
-      discountedPriceSet {{ {MONEY} }}
-      taxLines {{ title rate priceSet {{ {MONEY} }} }}"""
-TRANSACTION_FIELDS = f"""id kind status gateway test processedAt createdAt
-      amountSet {{ {MONEY} }}
-      parentTransaction {{ id }}"""
-REFUND_FIELDS = f"id createdAt note totalRefundedSet {{ {MONEY} }}"
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+BOTH = "shopMoney { amount currencyCode } presentmentMoney { amount currencyCode }"
 FULFILLMENT_FIELDS = "id status createdAt"
 
 
-def order_fields(*, bulk: bool = False) -> str:
+def _money(side: str) -> str:
+    return f"{side}Money {{ amount currencyCode }}"
+
+
+def order_fields(side: str = "shop", *, bulk: bool = False) -> str:
     """The order selection; ``bulk`` writes connections as ``edges { node }`` without sizes.
 
-    Paged queries keep nested sizes small because every field costs points;
-    bulk queries have no cost cap, so lists are asked for whole.
+    Paged queries keep nested sizes small; bulk queries have no cost cap, so
+    lists are asked for whole. Orders whose lists fill a page are completed
+    by follow-up queries (adapters/shopify.py).
     """
+    money = _money(side)
+    line = f"""id sku name quantity taxable
+      originalUnitPriceSet {{ {money} }}
+      discountAllocations {{ allocatedAmountSet {{ {money} }} }}
+      taxLines {{ title rate priceSet {{ {money} }} }}"""
+    shipping = f"""id title code
+      originalPriceSet {{ {money} }}
+      discountedPriceSet {{ {money} }}
+      taxLines {{ title rate priceSet {{ {money} }} }}"""
+    transaction = f"""id kind status gateway test processedAt createdAt
+      amountSet {{ {money} }}
+      parentTransaction {{ id }}"""
+    refund = f"id createdAt note totalRefundedSet {{ {money} }}"
     if bulk:
-        lines = f"lineItems {{ edges {{ node {{ {LINE_FIELDS} }} }} }}"
-        shipping = f"shippingLines {{ edges {{ node {{ {SHIPPING_FIELDS} }} }} }}"
-        transactions = f"transactions {{ {TRANSACTION_FIELDS} }}"
-        refunds = f"refunds {{ {REFUND_FIELDS} }}"
-        fulfillments = f"fulfillments {{ {FULFILLMENT_FIELDS} }}"
+        lists = f"""lineItems {{ edges {{ node {{ {line} }} }} }}
+  shippingLines {{ edges {{ node {{ {shipping} }} }} }}
+  transactions {{ {transaction} }}
+  refunds {{ {refund} }}
+  fulfillments {{ {FULFILLMENT_FIELDS} }}"""
     else:
-        lines = f"lineItems(first: $lines) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ {LINE_FIELDS} }} }}"
-        shipping = f"shippingLines(first: 3) {{ nodes {{ {SHIPPING_FIELDS} }} }}"
-        transactions = f"transactions(first: 5) {{ {TRANSACTION_FIELDS} }}"
-        refunds = f"refunds(first: 5) {{ {REFUND_FIELDS} }}"
-        fulfillments = f"fulfillments(first: 3) {{ {FULFILLMENT_FIELDS} }}"
+        lists = f"""lineItems(first: $lines) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ {line} }} }}
+  shippingLines(first: 3) {{ pageInfo {{ hasNextPage endCursor }} nodes {{ {shipping} }} }}
+  transactions(first: 5) {{ {transaction} }}
+  refunds(first: 5) {{ {refund} }}
+  fulfillments(first: 3) {{ {FULFILLMENT_FIELDS} }}"""
     return f"""
   id legacyResourceId name email
   createdAt updatedAt processedAt cancelledAt cancelReason closedAt test
@@ -52,46 +64,71 @@ def order_fields(*, bulk: bool = False) -> str:
              defaultEmailAddress {{ emailAddress }} defaultPhoneNumber {{ phoneNumber }} }}
   billingAddress  {{ firstName lastName company address1 address2 city province provinceCode country countryCodeV2 zip phone }}
   shippingAddress {{ firstName lastName company address1 address2 city province provinceCode country countryCodeV2 zip phone }}
-  subtotalPriceSet {{ {MONEY} }}
-  totalDiscountsSet {{ {MONEY} }}
-  totalShippingPriceSet {{ {MONEY} }}
-  totalTaxSet {{ {MONEY} }}
-  totalPriceSet {{ {MONEY} }}
-  totalOutstandingSet {{ {MONEY} }}
-  totalRefundedSet {{ {MONEY} }}
-  taxLines {{ title rate priceSet {{ {MONEY} }} }}
-  {lines}
-  {shipping}
-  {transactions}
-  {refunds}
-  {fulfillments}
+  subtotalPriceSet {{ {money} }}
+  totalDiscountsSet {{ {BOTH} }}
+  totalShippingPriceSet {{ {BOTH} }}
+  totalTaxSet {{ {BOTH} }}
+  totalPriceSet {{ {BOTH} }}
+  totalTipReceivedSet {{ {money} }}
+  totalOutstandingSet {{ {money} }}
+  totalRefundedSet {{ {money} }}
+  taxLines {{ title rate priceSet {{ {money} }} }}
+  {lists}
 """
 
 
-ORDER_FIELDS = order_fields()
-ORDER_LINES = f"""
+@dataclass(frozen=True)
+class Documents:
+    """The queries of one booking side."""
+
+    page: str
+    by_id: str
+    more_lines: str
+    more_lists: str
+
+
+@lru_cache(maxsize=2)
+def documents(side: str = "shop") -> Documents:
+    fields = order_fields(side)
+    money = _money(side)
+    return Documents(
+        page=f"""
+query OrdersPage($first: Int!, $after: String, $query: String, $lines: Int!) {{
+  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{
+    pageInfo {{ hasNextPage endCursor }}
+    nodes {{ {fields} }}
+  }}
+}}""",
+        by_id=f"""
+query OrdersById($ids: [ID!]!, $lines: Int!) {{
+  nodes(ids: $ids) {{ __typename ... on Order {{ {fields} }} }}
+}}""",
+        more_lines=f"""
 query OrderLines($id: ID!, $after: String, $lines: Int!) {{
   order(id: $id) {{
     lineItems(first: $lines, after: $after) {{
       pageInfo {{ hasNextPage endCursor }}
-      nodes {{ {LINE_FIELDS} }}
+      nodes {{ id sku name quantity taxable
+        originalUnitPriceSet {{ {money} }}
+        discountAllocations {{ allocatedAmountSet {{ {money} }} }}
+        taxLines {{ title rate priceSet {{ {money} }} }} }}
     }}
   }}
-}}
-"""
-ORDERS_BY_ID = f"""
-query OrdersById($ids: [ID!]!, $lines: Int!) {{
-  nodes(ids: $ids) {{ __typename ... on Order {{ {ORDER_FIELDS} }} }}
-}}
-"""
-ORDERS_PAGE = f"""
-query OrdersPage($first: Int!, $after: String, $query: String, $lines: Int!) {{
-  orders(first: $first, after: $after, query: $query, sortKey: UPDATED_AT) {{
-    pageInfo {{ hasNextPage endCursor }}
-    nodes {{ {ORDER_FIELDS} }}
+}}""",
+        # Plain lists cannot be paged: ask again for many more when a page came back full.
+        more_lists=f"""
+query OrderLists($id: ID!) {{
+  order(id: $id) {{
+    shippingLines(first: 50) {{ nodes {{ id title code originalPriceSet {{ {money} }}
+      discountedPriceSet {{ {money} }} taxLines {{ title rate priceSet {{ {money} }} }} }} }}
+    transactions(first: 100) {{ id kind status gateway test processedAt createdAt amountSet {{ {money} }}
+      parentTransaction {{ id }} }}
+    refunds(first: 100) {{ id createdAt note totalRefundedSet {{ {money} }} }}
   }}
-}}
-"""
+}}"""
+    )
+
+
 BULK_RUN = """
 mutation RunBulk($query: String!) {
   bulkOperationRunQuery(query: $query) {
@@ -106,8 +143,12 @@ query PollBulk($id: ID!) {
   node(id: $id) { ... on BulkOperation { id status errorCode objectCount url partialDataUrl } }
 }
 """
+ACCESS_SCOPES = """
+query AccessScopes { currentAppInstallation { accessScopes { handle } } }
+"""
 
 
-def bulk_orders_query(search: str) -> str:
+def bulk_orders_query(search: str, side: str = "shop") -> str:
     """The inner query of a bulk backfill: every order in the window, oldest change first."""
-    return f"""{{ orders(query: "{search}", sortKey: UPDATED_AT) {{ edges {{ node {{ {order_fields(bulk=True)} }} }} }} }}"""
+    return (f'{{ orders(query: "{search}", sortKey: UPDATED_AT) '
+            f'{{ edges {{ node {{ {order_fields(side, bulk=True)} }} }} }} }}')

@@ -49,6 +49,8 @@ class ShopifyStore(Strict):
     lookback_seconds: int = Field(default=300, ge=0, le=7 * 86400)
     safety_lag_seconds: int = Field(default=5, ge=0, le=3600)
     page_size: int = Field(default=50, ge=1, le=250)
+    # Which money books: the shop's currency, or the currency the shopper paid in (presentment).
+    book_in: Literal["shop", "presentment"] = "shop"
     timeout_seconds: float = Field(default=30, gt=0, le=600)
     doc_number_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{0,10}$")
 

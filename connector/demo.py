@@ -60,6 +60,7 @@ quickbooks:
   refresh_token: ${{O2C_DEMO_QBO_REFRESH_TOKEN}}
   environment: {quickbooks[discovery_url]}
   api_url: {quickbooks[api_url]}
+  default_item: Services    # lines without a SKU (custom lines, fees) book to this item
 """
 
 

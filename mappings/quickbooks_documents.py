@@ -11,6 +11,7 @@ DocNumber is at most 21 characters; a SalesItemLine's ``Amount`` must equal
 
 from __future__ import annotations
 
+import hashlib
 import re
 import uuid
 from dataclasses import dataclass
@@ -93,14 +94,24 @@ def customer_body(order: Order, name: str) -> dict:
 
 
 def doc_number(order: Order, prefix: str) -> str:
-    """``<prefix><order number>``, refused (not truncated) when over QuickBooks' 21 characters."""
+    """``<prefix><order number>``, fitted to QuickBooks' 21 characters the same way every time.
+
+    A number that does not fit keeps its end (where order numbers change)
+    and gains a short hash of the whole, so two long names cannot collide:
+    ``DS-WHOLESALE-EUROPE-1014-B2B`` -> ``DS-ROPE-1014-B2B~3f0c``. The full
+    order name stays in the document's PrivateNote.
+    """
     number = prefix + order.name.lstrip("#").strip()
-    if len(number) > DOC_NUMBER_MAX:
+    if len(number) <= DOC_NUMBER_MAX:
+        return number
+    digest = hashlib.sha1(number.encode()).hexdigest()[:4]
+    keep = DOC_NUMBER_MAX - len(prefix) - len(digest) - 1
+    if keep < 4:
         raise PermanentError(
-            f"document number '{number}' is {len(number)} characters; QuickBooks allows {DOC_NUMBER_MAX}",
-            what_to_do="shorten the store's doc_number_prefix in the config, then replay", system="quickbooks",
-            code="doc_number_too_long")
-    return number
+            f"the store's doc_number_prefix '{prefix}' leaves no room for order numbers in QuickBooks' "
+            f"{DOC_NUMBER_MAX} characters", what_to_do="shorten doc_number_prefix in the config, then replay",
+            system="quickbooks", code="doc_number_prefix_too_long")
+    return f"{prefix}{number[len(prefix):][-keep:]}~{digest}"
 
 
 def _sales_line(amount: Decimal, item_id: str, description: str, qty: int, unit: Decimal, taxable: bool) -> dict:

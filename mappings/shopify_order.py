@@ -14,8 +14,9 @@ from datetime import datetime
 from decimal import Decimal
 
 from connector.errors import MappingError
-from connector.model import (Address, Customer, Discount, FinancialStatus, Fulfillment, FulfillmentStatus,
-                             Line, Money, Order, Refund, ShippingLine, TaxLine, Transaction, TransactionKind)
+from connector.model import (Address, Customer, Discount, FeeLine, FinancialStatus, Fulfillment, FulfillmentStatus,
+                             Line, Money, Order, OtherMoney, Refund, ShippingLine, TaxLine, Transaction,
+                             TransactionKind)
 
 FINANCIAL = {
     "PENDING": FinancialStatus.PENDING, "AUTHORIZED": FinancialStatus.AUTHORIZED,
@@ -150,6 +151,7 @@ def map_order(node: dict, store: str, *, money: str = "shop") -> Order:
             billing_address=_address(node.get("billingAddress")),
             shipping_address=_address(node.get("shippingAddress")),
             shipping_lines=tuple(_shipping(s, which) for s in _nodes(node.get("shippingLines"))),
+            fee_lines=_tips(node, which),
             tax_lines=_tax_lines(node.get("taxLines"), which),
             taxes_included=bool(node.get("taxesIncluded")),
             financial_status=FINANCIAL.get(node.get("displayFinancialStatus") or "", FinancialStatus.PENDING),
@@ -168,6 +170,8 @@ def map_order(node: dict, store: str, *, money: str = "shop") -> Order:
             ),
             cancelled_at=_dt(node.get("cancelledAt")),
             test=bool(node.get("test")),
+            booked_side=money,
+            other_money=_other_money(node, "shopMoney" if which == "presentmentMoney" else "presentmentMoney"),
         )
     except (KeyError, TypeError, AttributeError) as exc:
         raise MappingError(
@@ -183,6 +187,27 @@ def map_order(node: dict, store: str, *, money: str = "shop") -> Order:
         if not remainder.is_zero() and remainder.amount > 0:
             order = _with_order_discount(order, remainder)
     return order
+
+
+def _tips(node: dict, which: str) -> tuple[FeeLine, ...]:
+    """A tip is part of Shopify's total price but of no line: book it as a fee line."""
+    tip = _money(node.get("totalTipReceivedSet"), which)
+    return () if tip is None or tip.is_zero() else (FeeLine("Tip", tip),)
+
+
+def _other_money(node: dict, other: str) -> OtherMoney | None:
+    """The totals in the money that does not book, when the shopper paid in another currency."""
+    total = _money(node.get("totalPriceSet"), other)
+    booked = _money(node.get("totalPriceSet"), "presentmentMoney" if other == "shopMoney" else "shopMoney")
+    if total is None or booked is None or total.currency == booked.currency:
+        return None
+    zero = Money.zero(total.currency)
+    return OtherMoney(
+        side="shop" if other == "shopMoney" else "presentment", total=total,
+        tax=_money(node.get("totalTaxSet"), other) or zero,
+        shipping=_money(node.get("totalShippingPriceSet"), other) or zero,
+        discounts=_money(node.get("totalDiscountsSet"), other) or zero,
+    )
 
 
 def _with_order_discount(order: Order, amount: Money) -> Order:

@@ -119,6 +119,8 @@ def to_graphql_shape(body: dict) -> dict:
         "totalShippingPriceSet": _bag(body.get("total_shipping_price_set")),
         "totalTaxSet": _bag(body.get("total_tax_set")),
         "totalPriceSet": _bag(body.get("total_price_set")),
+        "totalTipReceivedSet": {"shopMoney": {"amount": str(body.get("total_tip_received") or "0"),
+                                              "currencyCode": currency}},
         "taxLines": _tax_lines(body.get("tax_lines")),
         "lineItems": {"pageInfo": {"hasNextPage": False, "endCursor": None}, "nodes": [
             {"id": _gid(item, "LineItem"), "sku": item.get("sku"), "name": item.get("name"),

@@ -211,7 +211,9 @@ def map_order(data: dict, store: str) -> Order:
                         _money(t.get("tax_total"), currency) + _money(t.get("shipping_tax_total"), currency))
                 for t in data.get("tax_lines") or []
             ),
-            taxes_included=bool(data.get("prices_include_tax")),
+            # WooCommerce's REST amounts are ex-tax even when the shop enters prices with tax
+            # ("prices_include_tax"): the lines as given exclude tax, and total_tax is added on top.
+            taxes_included=False,
             financial_status=_financial(data, refunded, total_money),
             fulfillment_status=(FulfillmentStatus.FULFILLED if data.get("status") == "completed"
                                 else FulfillmentStatus.UNFULFILLED),

@@ -17,6 +17,7 @@ from sandbox.generator import PRODUCTS, generate_orders
 SHOP = "demo-shop"
 SITE = "demo-woo"
 REALM = "9341453050500001"
+BULK_SKUS = [f"BULK-{i:03d}" for i in range(120)]  # the generator's "many_lines" case sells these
 CREDENTIALS = {
     "shopify": {"access_token": "shpat_sandbox_demo_token"},
     "woocommerce": {"consumer_key": "ck_sandbox_demo_key", "consumer_secret": "cs_sandbox_demo_secret"},
@@ -48,11 +49,15 @@ def seed(urls: dict[str, str], *, orders: int = 100, seed_value: int = 7,
                                       gateways=("stripe", "paypal", "bacs")),
         })
         _post(client, f"{urls['hubspot']}/_sandbox/config", CREDENTIALS["hubspot"])
-        _post(client, f"{urls['quickbooks']}/_sandbox/companies/{REALM}", {})
+        # A US company that also takes euros (the generator's multi-currency orders).
+        _post(client, f"{urls['quickbooks']}/_sandbox/companies/{REALM}",
+              {"settings": {"home_currency": "USD", "currencies": ["USD", "EUR"]}})
         # The merchant's product catalogue: one item per SKU the stores sell.
         _post(client, f"{urls['quickbooks']}/_sandbox/companies/{REALM}/seed", {
             "Item": [{"Name": sku, "Sku": sku, "Description": title, "Type": "NonInventory",
-                      "UnitPrice": price, "IncomeAccountRef": {"value": "2"}} for sku, title, price in PRODUCTS],
+                      "UnitPrice": price, "IncomeAccountRef": {"value": "2"}} for sku, title, price in PRODUCTS]
+            + [{"Name": sku, "Sku": sku, "Type": "NonInventory", "IncomeAccountRef": {"value": "2"}}
+               for sku in BULK_SKUS],
         })
         _post(client, f"{urls['quickbooks']}/_sandbox/oauth/clients",
               {**CREDENTIALS["quickbooks"], "realm_id": REALM})

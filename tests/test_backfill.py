@@ -67,7 +67,7 @@ def test_backfill_killed_halfway_resumes_and_completes_without_a_second_export(s
     with sqlite3.connect(ledger_path) as conn:
         jobs = conn.execute("SELECT operation_id, status, orders_done FROM backfills").fetchall()
         stored = conn.execute("SELECT COUNT(*), COUNT(DISTINCT order_key) FROM orders").fetchone()
-        steps = conn.execute("SELECT COUNT(*) FROM steps WHERE step = 'quickbooks.invoice'").fetchone()[0]
+        steps = conn.execute("SELECT COUNT(*) FROM steps WHERE step = 'quickbooks.customer'").fetchone()[0]
     assert len(jobs) == 1 and jobs[0][1] == "done"  # one export, resumed, not started again
     assert jobs[0][2] == ORDERS
     assert stored == (ORDERS, ORDERS)

@@ -6,8 +6,9 @@ python-quickbooks 0.9.12 talks to it with ``qb.api_url_v3 = "http://127.0.0.1:PO
 The control API (``/_sandbox/...``) lives in ``control.py``; OAuth in ``oauth.py``.
 
 Options (``--options '{"quickbooks": {...}}'``): ``latency_ms``, ``requests_per_minute`` (500),
-``batch_requests_per_minute`` (40), ``max_concurrent`` (10), ``throttle_format`` ("xml" | "json"), ``auth_fault_format``
-("json" | "xml"), ``refresh_grace_seconds`` (86400), ``access_token_ttl_seconds`` (3600),
+``batch_requests_per_minute`` (40, per realm+app), ``batch_requests_per_realm_per_minute`` (120),
+``max_concurrent`` (10), ``requests_per_second`` (off; per realm+app), ``throttle_format``
+("xml" | "json"), ``auth_fault_format`` ("json" | "xml"), ``refresh_grace_seconds`` (86400), ``access_token_ttl_seconds`` (3600),
 ``replay_faults`` (false), ``utc_offset`` ("-07:00"), ``company_settings`` (defaults for new companies).
 ``POST /_sandbox/options`` changes them at run time until the next reset.
 """
@@ -23,8 +24,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from sandbox.quickbooks import batch as batch_ops
-from sandbox.quickbooks import control, entities, faults, query
-from sandbox.quickbooks.idempotency import MAX_REQUEST_ID, ReplayStore
+from sandbox.quickbooks import control, entities, faults, query, tax
+from sandbox.quickbooks.idempotency import MAX_BATCH_REQUEST_ID, MAX_BID, MAX_REQUEST_ID, ReplayStore
 from sandbox.quickbooks.oauth import OAuthServer
 from sandbox.quickbooks.store import ENTITIES, SEED, Company
 from sandbox.quickbooks.wire import Clock, dumps, json_response, loads, raw_response
@@ -66,6 +67,7 @@ class Emulator:
             merged = dict(self.options.get("company_settings", {}))
             merged.update(settings or {})
             company = self.companies[realm] = Company(realm, self.clock, merged)
+            tax.seed(company)
             for entity, rows in SEED.items():
                 for row in rows:
                     entities.create(company, entity, dict(row))
@@ -83,14 +85,12 @@ class Emulator:
             self.counters["throttled"] += 1
 
     def fault_response(self, fault: faults.Fault, request: Request, force_xml: bool = False) -> Response:
-        accept = request.headers.get("accept", "")
-        if force_xml or ("xml" in accept and "json" not in accept):
+        if force_xml or _wants_xml(request):
             return raw_response(fault.xml(self.clock.stamp()).encode("utf-8"), fault.status, "application/xml")
         return json_response(fault.envelope(self.clock.stamp()), fault.status)
 
     def _authenticate(self, request: Request, realm: str) -> Response | None:
-        header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header.lower().startswith("bearer ") else ""
+        token = _bearer(request)
         realms, why = self.oauth.realms_of(token) if token else (None, "Missing bearer token")
         epoch_ms = int(self.clock.now() * 1000)
         if realms is None:
@@ -101,23 +101,39 @@ class Emulator:
             return json_response(faults.forbidden_json(epoch_ms), 403)
         return None
 
-    def _throttle(self, request: Request, realm: str) -> Response | None:
-        """500 requests/min per realm and 10 concurrent (notes §3) -> 429, XML by default."""
+    async def _throttle(self, request: Request, realm: str) -> Response | None:
+        """Sliding one-minute windows and a concurrency cap -> 429, XML by default (notes §3).
+
+        Every call costs 1 against 500/min per realm; a batch costs one per item there ("each
+        item metered like a normal call", notes §2.2) and 1 against 40 batch requests/min per
+        realm+app and 120/min per realm. The app is the OAuth client that got the token (the
+        token itself for control-API tokens). A request that does not fit is refused whole and
+        consumes nothing. Plus 10 concurrent requests per realm (notes §3, 2016 policy), and, only
+        when the ``requests_per_second`` option is set, that many per second per realm+app (the
+        limits page's "10 requests per second per realm and app", notes §3; off by default).
+        """
         now = self.clock.now()
-        windows = [(realm, int(self.options.get("requests_per_minute", 500)))]
-        if request.url.path.endswith("/batch"):  # and 40 batch requests/min (notes §2.2, §3)
-            windows.append((realm + "/batch", int(self.options.get("batch_requests_per_minute", 40))))
+        cost = 1
+        app_id = self.oauth.app_of(_bearer(request))
+        windows = []  # (key, limit, weight, span in seconds)
+        if request.url.path.endswith("/batch"):
+            cost = await batch_ops.item_count(request)
+            windows += [(f"{realm}/batch/{app_id}", int(self.options.get("batch_requests_per_minute", 40)), 1, 60),
+                        (f"{realm}/batch", int(self.options.get("batch_requests_per_realm_per_minute", 120)), 1, 60)]
+        windows.insert(0, (realm, int(self.options.get("requests_per_minute", 500)), cost, 60))
+        if self.options.get("requests_per_second"):
+            windows.append((f"{realm}/second/{app_id}", int(self.options["requests_per_second"]), 1, 1))
         over = self.in_flight.get(realm, 0) >= int(self.options.get("max_concurrent", 10))
-        for key, limit in windows:
+        for key, limit, weight, span in windows:
             window = self.windows.setdefault(key, deque())
-            while window and window[0] <= now - 60:
+            while window and window[0] <= now - span:
                 window.popleft()
-            over = over or len(window) >= limit
+            over = over or len(window) + weight > limit
         if over:
             xml = self.options.get("throttle_format", "xml") == "xml"
             return self.fault_response(faults.throttled(), request, force_xml=xml)
-        for key, _ in windows:
-            self.windows[key].append(now)
+        for key, _, weight, _ in windows:
+            self.windows[key].extend([now] * weight)
         return None
 
     def _injected(self, request: Request) -> dict | None:
@@ -144,7 +160,7 @@ class Emulator:
         denied = self._authenticate(request, realm)
         if denied is not None:
             return denied
-        throttled = self._throttle(request, realm)
+        throttled = await self._throttle(request, realm)
         if throttled is not None:
             return throttled
         self.in_flight[realm] = self.in_flight.get(realm, 0) + 1
@@ -158,14 +174,20 @@ class Emulator:
             request_id = request.query_params.get("requestid") if write else None
             key = None
             if request_id:
-                if len(request_id) > MAX_REQUEST_ID:
-                    return self.fault_response(faults.too_long("requestid", MAX_REQUEST_ID), request)
-                key = self.replays.key(realm, request_id, await batch_ops.bids_of(request))
+                bids = await batch_ops.bids_of(request)
+                is_batch = request.url.path.endswith("/batch")
+                limit = MAX_BATCH_REQUEST_ID if is_batch else MAX_REQUEST_ID
+                if len(request_id) > limit:  # ≤ 50, batch ≤ 36 (notes §2.5)
+                    return self.fault_response(faults.too_long("requestid", limit), request)
+                if any(len(bid) > MAX_BID for bid in bids):  # bId ≤ 10 with requestid (notes §2.2)
+                    return self.fault_response(faults.too_long("bId", MAX_BID), request)
+                key = self.replays.key(realm, request_id, bids)
                 stored = self.replays.get(key)
                 if stored is not None:
                     self.counters["replays"] += 1
                     return raw_response(stored.body, stored.status, stored.media_type)
             company = self.company(realm)
+            media = "application/json;charset=UTF-8"
             try:
                 body, writes = await work(company)
                 status = 200
@@ -175,14 +197,17 @@ class Emulator:
                 if fault.code == "6240" and company.settings.get("duplicate_name_variant") == "lowercase":
                     # Intuit intermittently answers 6240 in a lower-case envelope (notes §1.1).
                     payload = dumps(faults.lowercase_envelope(fault, int(self.clock.now() * 1000))).encode()
+                elif _wants_xml(request):  # an XML client gets the IntuitResponse form (fixtures errors/*.xml)
+                    payload = faults.as_observed(fault).xml(self.clock.stamp()).encode("utf-8")
+                    media = "application/xml"
                 else:
                     payload = dumps(fault.envelope(self.clock.stamp())).encode("utf-8")
             self.counters["writes"] += writes
             if key is not None:
-                self.replays.put(key, status, "application/json;charset=UTF-8", payload)
+                self.replays.put(key, status, media, payload)
             if rule and rule.get("status"):  # the write happened, the answer is lost (crash after send)
                 return self._injected_response(rule, request)
-            return raw_response(payload, status, "application/json;charset=UTF-8")
+            return raw_response(payload, status, media)
         finally:
             self.in_flight[realm] -= 1
 
@@ -194,6 +219,16 @@ class Emulator:
         fault = faults.server_error()
         fault.status = status
         return self.fault_response(fault, request, force_xml=rule.get("format") == "xml")
+
+
+def _wants_xml(request: Request) -> bool:
+    accept = request.headers.get("accept", "")
+    return "xml" in accept and "json" not in accept
+
+
+def _bearer(request: Request) -> str:
+    header = request.headers.get("authorization", "")
+    return header[7:].strip() if header.lower().startswith("bearer ") else ""
 
 
 async def _json_body(request: Request) -> dict:

@@ -3,8 +3,12 @@
 Batch (notes §2.2): up to 30 ``BatchItemRequest`` items, each ``create``/``update``/``delete``
 (``optionsData: "void"`` with ``update`` voids) or a ``Query``; answered HTTP 200 with one
 ``BatchItemResponse`` per item, correlated by ``bId``, a per-item ``Fault`` when it fails.
-Items run one after the other here (Intuit says they cannot see each other; this emulator
-does not enforce that isolation).
+Items run one after the other, isolated as Intuit describes ("a customer created in item 1
+is not usable by item 2"): an object created by an earlier item of the same batch is hidden
+from later items — references to it are unknown (2500), updates/deletes of it get 610, queries
+do not list it. Names stay reserved (a second item creating the same DisplayName still gets
+6240). Metering (each item counted like a normal call, plus per-batch limits) is done by
+``app.Emulator`` with ``item_count``.
 
 CDC (notes §2.3): objects changed since ``changedSince`` (≤ 30 days back), grouped per entity,
 deleted objects last as ``{"status":"Deleted",…}`` stubs, at most 1000 objects.
@@ -21,6 +25,7 @@ from sandbox.quickbooks.wire import loads
 MAX_ITEMS = 30
 CDC_MAX = 1000
 CDC_LOOKBACK = 30 * 86_400
+NOT_IN_CDC = ("JournalCode", "TimeActivity", "TaxAgency", "TaxCode", "TaxRate")  # notes §2.3
 OPERATIONS = ("create", "update", "delete")
 
 
@@ -35,6 +40,15 @@ async def bids_of(request: Request) -> tuple[str, ...]:
         return ()
 
 
+async def item_count(request: Request) -> int:
+    """How many items a batch body holds (each is metered like a normal call, notes §2.2)."""
+    try:
+        items = loads(await request.body()).get("BatchItemRequest")
+    except (ValueError, AttributeError, TypeError):
+        return 1
+    return max(1, len(items)) if isinstance(items, list) else 1
+
+
 def run(company: Company, body: dict) -> tuple[dict, int]:
     """Run a batch; returns the response body (without ``time``) and the number of writes."""
     items = body.get("BatchItemRequest")
@@ -43,14 +57,22 @@ def run(company: Company, body: dict) -> tuple[dict, int]:
     if len(items) > MAX_ITEMS:
         raise faults.business(f"Batch request has {len(items)} items; the maximum is {MAX_ITEMS}.")
     responses, writes = [], 0
-    for item in items:
-        bid = str(item.get("bId", ""))
-        try:
-            answer, wrote = _one(company, item)
-            writes += wrote
-            responses.append({"bId": bid, **answer})
-        except faults.Fault as fault:
-            responses.append({"bId": bid, "Fault": fault.body()})
+    try:
+        for item in items:
+            bid = str(item.get("bId", "")) if isinstance(item, dict) else ""
+            company.inserted = []
+            try:
+                if not isinstance(item, dict):
+                    raise faults.invalid_property("batch item must be an object")
+                answer, wrote = _one(company, item)
+                writes += wrote
+                responses.append({"bId": bid, **answer})
+            except faults.Fault as fault:
+                responses.append({"bId": bid, "Fault": faults.as_observed(fault).body()})
+            company.hidden.update(company.inserted)  # later items cannot see these (notes §2.2)
+    finally:
+        company.hidden.clear()
+        company.inserted = None
     return {"BatchItemResponse": responses}, writes
 
 
@@ -92,7 +114,7 @@ def cdc(company: Company, params) -> dict:
     groups, budget = [], CDC_MAX
     for name in names:
         entity = ENTITIES.get(name.lower())
-        if entity is None:
+        if entity is None or entity in NOT_IN_CDC:
             raise faults.query_invalid(f"Entity {name} is not supported for CDC")
         changed = [obj for obj in company.all(entity)
                    if company.updated_at.get((entity, obj["Id"]), 0) >= since_epoch]

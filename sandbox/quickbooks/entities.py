@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import copy
 
-from sandbox.quickbooks import faults, transactions
-from sandbox.quickbooks.store import Company
+from sandbox.quickbooks import faults, tax, transactions
+from sandbox.quickbooks.store import CURRENCY_NAMES, Company
 
 COMMON_READ_ONLY = {"Id", "SyncToken", "MetaData", "domain", "sparse", "status"}
 READ_ONLY = {
@@ -44,6 +44,7 @@ def _writable(entity: str, body: dict) -> dict:
 
 def create(company: Company, entity: str, body: dict, allow_duplicate_docnum: bool = False) -> dict:
     """Validate and store a new object; returns it as stored."""
+    tax.read_only(entity)
     obj = _writable(entity, body)
     obj = _prepare(company, entity, obj, None, allow_duplicate_docnum)
     stored = company.insert(entity, obj)
@@ -53,6 +54,7 @@ def create(company: Company, entity: str, body: dict, allow_duplicate_docnum: bo
 
 def update(company: Company, entity: str, body: dict, allow_duplicate_docnum: bool = False) -> dict:
     """Full update (omitted writable fields become NULL) or sparse update (notes §1.6)."""
+    tax.read_only(entity)
     old = _current(company, entity, body)
     sparse = body.get("sparse") in (True, "true")
     if sparse:
@@ -69,6 +71,7 @@ def update(company: Company, entity: str, body: dict, allow_duplicate_docnum: bo
 
 def delete(company: Company, entity: str, body: dict) -> dict:
     """``?operation=delete``: answers ``{"status":"Deleted","domain":"QBO","Id"}`` (fixture)."""
+    tax.read_only(entity)
     if entity in ("Customer", "Vendor", "Employee", "Item", "Account", "PaymentMethod"):
         # Name-list entities are made inactive, not deleted.
         raise faults.unsupported(f"delete for {entity}")
@@ -141,8 +144,10 @@ def _party(company: Company, entity: str, obj: dict) -> dict:
         obj.setdefault("Job", False)
         obj.setdefault("BillWithParent", False)
         obj.setdefault("Taxable", False)
-        currency = company.settings["home_currency"]
-        obj.setdefault("CurrencyRef", {"value": currency})
+        currency = (obj.get("CurrencyRef") or {}).get("value") or company.settings["home_currency"]
+        if currency not in company.settings["currencies"]:  # same rule (and wording) as transactions
+            raise faults.business(f"Currency {currency} is not enabled for this company.")
+        obj["CurrencyRef"] = {"value": currency, "name": CURRENCY_NAMES.get(currency, currency)}
         balance = transactions.customer_balance(company, obj.get("Id"))
         obj["Balance"] = balance
         obj["BalanceWithJobs"] = balance

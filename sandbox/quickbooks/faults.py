@@ -54,6 +54,22 @@ def duplicate_name(detail_suffix: str = "null") -> Fault:
     return Fault("6240", "Duplicate Name Exists Error", f"The name supplied already exists. : {detail_suffix}")
 
 
+def duplicate_name_long() -> Fault:
+    """6240 as the batch sample and the XML answers show it: longer ``Detail``, ``element: ""``.
+
+    ``intuit-docs/batch.response.json`` (S-BATCH-SAMPLE), ``errors/fault.6240.duplicate-name.php-sdk-issue.xml``
+    and ``errors/quickbooks-ruby.customer_duplicate_error.xml`` (notes §1.1 "Other observed Detail strings").
+    """
+    return Fault("6240", "Duplicate Name Exists Error",
+                 "The name supplied already exists. : Another customer, vendor or employee is already using "
+                 "this name. Please use a different name.", element="")
+
+
+def as_observed(fault: Fault) -> Fault:
+    """The variant of ``fault`` seen in batch items and XML bodies (only 6240 differs)."""
+    return duplicate_name_long() if fault.code == "6240" else fault
+
+
 def lowercase_envelope(fault: Fault, epoch_ms: int) -> dict:
     """The alternate lower-case body, as ``errors/fault.6240.duplicate-name.lowercase-variant.json``."""
     errors = [{"message": e["Message"], "detail": e["Detail"], "code": e["code"]} for e in fault.errors]
@@ -62,10 +78,10 @@ def lowercase_envelope(fault: Fault, epoch_ms: int) -> dict:
 
 
 def no_name() -> Fault:
-    """6080 "No Name Provided" (notes §1.1; detail is emulator wording)."""
+    """6080 "No Name Provided", text of the IPP error-code table (notes §1.1, S-IPP-CODES)."""
     return Fault("6080", "No Name Provided",
-                 "No Name Provided : Please provide DisplayName or one of Title, GivenName, "
-                 "MiddleName, FamilyName, Suffix.", element="")
+                 "Title, GivenName, MiddleName, FamilyName, DisplayName, Suffix - one of these must be non-empty",
+                 element="")
 
 
 def not_found(entity: str = "") -> Fault:
@@ -105,9 +121,16 @@ def invalid_property(detail: str) -> Fault:
 
 
 def amount_mismatch(amount) -> Fault:
-    """6070: Amount must equal Qty * UnitPrice (notes §1.3; text emulator wording)."""
+    """6070: Amount must equal Qty * UnitPrice, text of the IPP error-code table (notes §1.3, S-IPP-CODES)."""
     return Fault("6070", "Amount calculation incorrect in the request",
-                 f"Amount is not equal to UnitPrice * Qty. Supplied value:{amount}", element="")
+                 f"Amount is not equal to Qty * UnitPrice. Supplied value:{amount}", element="")
+
+
+def invalid_line_tax_code(value: str) -> Fault:
+    """6100, text of the IPP error-code table (notes §1.3, S-IPP-CODES); ``element`` as observed."""
+    return Fault("6100", "Invalid Line TaxCode in the request",
+                 f"Valid Line TaxCodes for US should be TAX or NON. Supplied value:{value}",
+                 element="Line.SalesItemLineDetail.TaxCodeRef")
 
 
 def business(detail: str) -> Fault:

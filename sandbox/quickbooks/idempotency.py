@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 MAX_REQUEST_ID = 50  # notes §2.5: ≤ 50 chars (batch ≤ 36)
 MAX_BATCH_REQUEST_ID = 36
+MAX_BID = 10  # each bId of a batch sent with a requestid (notes §2.2, S-REQID)
 
 
 @dataclass(frozen=True)

@@ -65,11 +65,18 @@ class OAuthServer:
         self.on_realm(realm_id)
         return token
 
-    def add_access_token(self, token: str, realm_id: str, ttl: float | None = None) -> None:
+    def add_access_token(self, token: str, realm_id: str, ttl: float | None = None,
+                         client_id: str | None = None) -> None:
         """Accept ``token`` for ``realm_id`` too (``ttl=None``: never expires)."""
-        info = self.access_tokens.setdefault(token, {"realms": set(), "expires_at": None})
+        info = self.access_tokens.setdefault(token, {"realms": set(), "expires_at": None, "client_id": None})
         info["realms"].add(realm_id)
+        info["client_id"] = client_id or info["client_id"]
         info["expires_at"] = None if ttl is None else self.clock.now() + ttl
+
+    def app_of(self, token: str) -> str:
+        """The app (OAuth client) a token was issued to, for per realm+app limits; else the token."""
+        info = self.access_tokens.get(token) or {}
+        return info.get("client_id") or token
 
     def expire_access_tokens(self) -> int:
         """Make every issued access token expired (tests of refresh-on-401)."""
@@ -130,23 +137,23 @@ class OAuthServer:
         form = dict(parse_qsl((await request.body()).decode("utf-8")))
         client_id = self._client(request, form)
         if client_id is None:
-            return json_response({"error": "invalid_client"}, 401)
+            return _error("invalid_client", "Invalid client credentials", 401)
         if form.get("grant_type") != "refresh_token":
-            return json_response({"error": "unsupported_grant_type"}, 400)
+            return _error("unsupported_grant_type", "Only grant_type=refresh_token is emulated")
         presented = form.get("refresh_token", "")
         record = self.refresh_tokens.get(presented)
         now = self.clock.now()
         if (record is None or record.client_id != client_id or record.revoked or now >= record.expires_at
                 or now >= record.hard_expires_at
                 or (record.superseded_at is not None and now >= record.superseded_at + self.grace)):
-            return json_response({"error": "invalid_grant"}, 400)
+            return _error("invalid_grant", "Incorrect or invalid refresh token")
         if record.superseded_at is None:
             record.superseded_at = now
         new_token = "RT-" + secrets.token_urlsafe(24)
         self.refresh_tokens[new_token] = RefreshToken(client_id, record.realm_id, now + REFRESH_TTL,
                                                       record.hard_expires_at)
         access = "AT-" + secrets.token_urlsafe(32)
-        self.add_access_token(access, record.realm_id, self.access_ttl)
+        self.add_access_token(access, record.realm_id, self.access_ttl, client_id)
         self.on_realm(record.realm_id)
         self.refreshes += 1
         body = {"token_type": "bearer", "expires_in": self.access_ttl, "refresh_token": new_token,
@@ -158,12 +165,18 @@ class OAuthServer:
     async def revoke(self, request: Request) -> Response:
         """``POST /v2/oauth2/tokens/revoke`` body ``{"token": …}`` (refresh or access token)."""
         if self._client(request, {}) is None:
-            return json_response({"error": "invalid_client"}, 401)
+            return _error("invalid_client", "Invalid client credentials", 401)
         try:
             token = json.loads(await request.body() or b"{}").get("token", "")
         except (ValueError, AttributeError):
-            return json_response({"error": "invalid_request"}, 400)
+            return _error("invalid_request", "Body must be JSON {\"token\": ...}")
         if token in self.refresh_tokens:
             self.refresh_tokens[token].revoked = True
         self.access_tokens.pop(token, None)
         return Response(status_code=200, headers={"intuit_tid": secrets.token_hex(8)})
+
+
+def _error(error: str, description: str, status: int = 400) -> Response:
+    """OAuth error body ``{"error", "error_description"}`` (``oauth/token.failure.dotnet-sdk-test.json``;
+    the descriptions are emulator wording)."""
+    return json_response({"error": error, "error_description": description}, status)

@@ -267,7 +267,7 @@ def _sort_key(path: str):
             return (2, "")
         if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
             return (0, Decimal(value))
-        if path.lower() == "id":
+        if path.lower() == "id" and str(value).isdigit():
             return (0, Decimal(value))
         return (1, str(value).casefold())
     return key
@@ -292,7 +292,8 @@ def _candidates(company: Company, query: Query) -> list[dict]:
             group = NAME_GROUPS.get(query.entity)
             if group and group[1].lower() == name:
                 owner = company.name_owner(query.entity, cond.values[0])
-                return [company.get(*owner)] if owner and owner[0] == query.entity else []
+                found = company.get(*owner) if owner and owner[0] == query.entity else None
+                return [found] if found is not None else []  # None: hidden inside a batch
     return company.all(query.entity)
 
 

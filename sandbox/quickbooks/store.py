@@ -14,7 +14,7 @@ from sandbox.quickbooks.wire import Clock
 
 # URL path segment (lower-case, notes §0) -> entity name on the wire.
 ENTITIES = {name.lower(): name for name in (
-    "Customer", "Vendor", "Employee", "Item", "Account", "PaymentMethod", "TaxCode", "Term",
+    "Customer", "Vendor", "Employee", "Item", "Account", "PaymentMethod", "TaxCode", "TaxRate", "Term",
     "Invoice", "Payment", "SalesReceipt", "CreditMemo", "RefundReceipt", "Estimate",
 )}
 
@@ -24,6 +24,7 @@ NAME_GROUPS = {"Customer": ("names", "DisplayName"), "Vendor": ("names", "Displa
                "Account": ("accounts", "Name"), "PaymentMethod": ("methods", "Name")}
 
 # The chart every new company starts with (ids are the ones tests and the demo may rely on).
+# TaxCode/TaxRate are seeded separately by ``tax.seed`` with the published ids ("TAX", "NON", "2", ...).
 SEED = {
     "Account": [
         {"Name": "Services", "AccountType": "Income", "AccountSubType": "ServiceFeeIncome"},
@@ -49,6 +50,12 @@ SEED = {
     ],
 }
 UNDEPOSITED_FUNDS = "3"
+# Account types money may be deposited to / refunded from (notes §1.4 "asset account", §1.5
+# RefundReceipt "Bank or Other Current Asset").
+DEPOSIT_ACCOUNT_TYPES = ("Bank", "Other Current Asset")
+# ``CurrencyRef.name`` as QBO fills it (batch sample: ``{"name":"United States Dollar","value":"USD"}``).
+CURRENCY_NAMES = {"USD": "United States Dollar", "EUR": "Euro", "GBP": "British Pound Sterling",
+                  "CAD": "Canadian Dollar", "AUD": "Australian Dollar"}
 SHIPPING_ITEM_ID = "SHIPPING_ITEM_ID"  # literal accepted on lines (notes §1.3, S-RUBY-319)
 
 
@@ -73,12 +80,21 @@ class Company:
         self.doc_numbers: dict[str, int] = {}
         # (TxnType, TxnId) -> {payment id: amount applied}; balances are derived from this.
         self.links: dict[tuple[str, str], dict[str, Decimal]] = {}
+        # Batch isolation (notes §2.2): objects created by earlier items of the running batch are
+        # hidden from later items; ``inserted`` (a list only while a batch runs) records what
+        # the current item created.
+        self.hidden: set[tuple[str, str]] = set()
+        self.inserted: list[tuple[str, str]] | None = None
 
     # -- reads -----------------------------------------------------------------------------
     def get(self, entity: str, object_id) -> dict | None:
+        if self.hidden and (entity, str(object_id)) in self.hidden:
+            return None
         return self.objects[entity].get(str(object_id))
 
     def all(self, entity: str) -> list[dict]:
+        if self.hidden:
+            return [obj for key, obj in self.objects[entity].items() if (entity, key) not in self.hidden]
         return list(self.objects[entity].values())
 
     def name_owner(self, entity: str, name: str) -> tuple[str, str] | None:
@@ -102,6 +118,8 @@ class Company:
         obj["sparse"] = False
         obj["MetaData"] = {"CreateTime": stamp, "LastUpdatedTime": stamp}
         self.objects[entity][object_id] = obj
+        if self.inserted is not None:
+            self.inserted.append((entity, object_id))
         self._index(entity, None, obj)
         self.updated_at[(entity, object_id)] = self.clock.now()
         return obj
@@ -145,7 +163,7 @@ class Company:
     def with_doc_number(self, entity: str, number: str) -> list[dict]:
         """Documents of ``entity`` whose DocNumber equals ``number`` (case-insensitive)."""
         ids = self.doc_index.get(entity, {}).get(str(number).casefold(), ())
-        return [self.objects[entity][i] for i in sorted(ids, key=int)]
+        return [self.objects[entity][i] for i in sorted(ids, key=int) if (entity, i) not in self.hidden]
 
     def invoices_of(self, customer_id: str) -> list[dict]:
         return [self.objects["Invoice"][i] for i in self.customer_docs.get(customer_id, ())]

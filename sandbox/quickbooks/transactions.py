@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-from sandbox.quickbooks import faults
-from sandbox.quickbooks.store import SHIPPING_ITEM_ID, UNDEPOSITED_FUNDS, Company
+from sandbox.quickbooks import faults, tax
+from sandbox.quickbooks.store import CURRENCY_NAMES, DEPOSIT_ACCOUNT_TYPES, SHIPPING_ITEM_ID, UNDEPOSITED_FUNDS, Company
 from sandbox.quickbooks.wire import to_decimal
 
 CENT = Decimal("0.01")
@@ -59,8 +59,11 @@ def _ref(company: Company, obj: dict, field: str, entity: str, name_field: str =
     obj[field] = {"value": target["Id"], "name": target[name_field]}
 
 
-def account_ref(company: Company, obj: dict, field: str, required: bool) -> None:
-    """Check an account reference exists and fill its ``name`` (2020 missing / 2500 unknown)."""
+def account_ref(company: Company, obj: dict, field: str, required: bool, types: tuple = ()) -> None:
+    """Check an account reference exists (and is one of ``types``) and fill its ``name``.
+
+    2020 when missing, 2500 when unknown, 6000 (emulator wording) when of the wrong type.
+    """
     ref = obj.get(field)
     if not ref or not ref.get("value"):
         if required:
@@ -70,6 +73,9 @@ def account_ref(company: Company, obj: dict, field: str, required: bool) -> None
     account = company.get("Account", str(ref["value"]))
     if account is None:
         raise faults.invalid_reference(field, ref["value"])
+    if types and account.get("AccountType") not in types:
+        raise faults.business(f"{field} must be an account of type {' or '.join(types)}; "
+                              f"{account['Name']} is {account.get('AccountType')}.")
     obj[field] = {"value": account["Id"], "name": account["Name"]}
 
 
@@ -79,7 +85,7 @@ def _currency(company: Company, obj: dict) -> None:
     if ref.get("value") not in company.settings["currencies"]:
         # Emulator wording: a currency the company has not enabled (DESIGN guarantee 7).
         raise faults.business(f"Currency {ref.get('value')} is not enabled for this company.")
-    obj["CurrencyRef"] = {"value": ref["value"]}
+    obj["CurrencyRef"] = {"value": ref["value"], "name": CURRENCY_NAMES.get(ref["value"], ref["value"])}
 
 
 def _home_amounts(company: Company, obj: dict, field: str, amount: Decimal) -> None:
@@ -108,13 +114,15 @@ def _sales_doc(company: Company, entity: str, obj: dict, old: dict | None, allow
     lines = [line for line in obj.get("Line") or [] if line.get("DetailType") != "SubTotalLineDetail"]
     if not lines:
         raise faults.business("You must fill out at least one split line.")
-    subtotal, discount = Decimal(0), Decimal(0)
+    subtotal, discount, taxable = Decimal(0), Decimal(0), Decimal(0)
     for number, line in enumerate(lines, start=1):
         line["Id"] = str(number)
         line["LineNum"] = number
         kind = line.get("DetailType")
         if kind == "SalesItemLineDetail":
-            subtotal += _sales_line(company, line)
+            amount, taxed = _sales_line(company, line)
+            subtotal += amount
+            taxable += amount if taxed else 0
         elif kind == "DiscountLineDetail":
             discount += _discount_line(company, line, subtotal)
         elif kind == "GroupLineDetail":
@@ -125,11 +133,7 @@ def _sales_doc(company: Company, entity: str, obj: dict, old: dict | None, allow
             raise faults.invalid_property(f"Line.DetailType {kind}")
     lines.append({"DetailType": "SubTotalLineDetail", "Amount": subtotal, "SubTotalLineDetail": {}})
     obj["Line"] = lines
-    tax_detail = obj.get("TxnTaxDetail") or {}
-    tax = _amount(tax_detail.get("TotalTax"), "TxnTaxDetail.TotalTax") or Decimal(0)
-    tax_detail["TotalTax"] = tax
-    obj["TxnTaxDetail"] = tax_detail
-    total = subtotal - discount + tax
+    total = subtotal - discount + tax.apply(company, obj, taxable)
     if total < 0:
         raise faults.business("Transaction total cannot be negative.")  # emulator wording
     obj["TotalAmt"] = total
@@ -157,7 +161,8 @@ def _sales_doc(company: Company, entity: str, obj: dict, old: dict | None, allow
         obj["Balance"] = Decimal(0)
         if entity == "SalesReceipt":
             obj.setdefault("DepositToAccountRef", {"value": UNDEPOSITED_FUNDS})
-        account_ref(company, obj, "DepositToAccountRef", required=True)  # RefundReceipt: notes §1.5
+        # RefundReceipt: required, Bank or Other Current Asset (notes §1.5).
+        account_ref(company, obj, "DepositToAccountRef", required=True, types=DEPOSIT_ACCOUNT_TYPES)
         _ref(company, obj, "PaymentMethodRef", "PaymentMethod")
     return obj
 
@@ -176,7 +181,8 @@ def _doc_number(company: Company, entity: str, obj: dict, old: dict | None, allo
     obj["DocNumber"] = number
 
 
-def _sales_line(company: Company, line: dict) -> Decimal:
+def _sales_line(company: Company, line: dict) -> tuple[Decimal, bool]:
+    """Check one sales line; returns its amount and whether it is taxable."""
     amount = _amount(line.get("Amount"), "Line.Amount")
     if amount is None:
         raise faults.required("Line.Amount")
@@ -189,7 +195,7 @@ def _sales_line(company: Company, line: dict) -> Decimal:
         expected = (qty * price).quantize(CENT, ROUND_HALF_UP)
         if amount.quantize(CENT, ROUND_HALF_UP) != expected:
             raise faults.amount_mismatch(amount)
-    ref = detail.get("ItemRef")
+    ref, item = detail.get("ItemRef"), None
     if ref and ref.get("value"):
         if ref["value"] == SHIPPING_ITEM_ID:
             detail["ItemRef"] = {"value": SHIPPING_ITEM_ID}
@@ -198,7 +204,7 @@ def _sales_line(company: Company, line: dict) -> Decimal:
             if item is None or not item.get("Active", True):
                 raise faults.invalid_reference("ItemRef", ref["value"])
             detail["ItemRef"] = {"value": item["Id"], "name": item["Name"]}
-    return amount
+    return amount, tax.line_code(detail, item)
 
 
 def _discount_line(company: Company, line: dict, subtotal: Decimal) -> Decimal:
@@ -254,7 +260,7 @@ def _payment(company: Company, obj: dict, old: dict | None) -> dict:
     obj["UnappliedAmt"] = total - applied
     obj.setdefault("TxnDate", company.clock.today())
     obj.setdefault("DepositToAccountRef", {"value": UNDEPOSITED_FUNDS})
-    account_ref(company, obj, "DepositToAccountRef", required=True)
+    account_ref(company, obj, "DepositToAccountRef", required=True, types=DEPOSIT_ACCOUNT_TYPES)
     _ref(company, obj, "PaymentMethodRef", "PaymentMethod")
     obj.setdefault("ProcessPayment", False)
     return obj

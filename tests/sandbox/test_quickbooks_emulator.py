@@ -2,12 +2,14 @@
 intuit-oauth 1.2.6) exactly as the notes' offline recipe does (shared/notes/quickbooks.md §5.1).
 
 All tests use the shared ``sandbox`` fixture (``python -m sandbox serve``, reset before each
-test); emulator options are changed per test through ``POST /_sandbox/options``.
+test); emulator options are changed per test through ``POST /_sandbox/options``. This file holds
+the shared helpers and the end-to-end flows; ``test_quickbooks_rules.py`` (each rule and its exact
+fault), ``test_quickbooks_entities.py`` (list entities, tax, receipts), ``test_quickbooks_batch.py``
+and ``test_quickbooks_conformance.py`` (published payload shapes) import them.
 """
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -18,7 +20,6 @@ import requests
 from intuitlib.client import AuthClient
 from intuitlib.exceptions import AuthClientError
 from quickbooks import QuickBooks
-from quickbooks.batch import batch_create
 from quickbooks.cdc import change_data_capture
 from quickbooks.exceptions import AuthorizationException, QuickbooksException, ValidationException
 from quickbooks.objects.base import Ref
@@ -50,12 +51,20 @@ class Remote:
         return response.json()
 
 
-@pytest.fixture
-def qbo(sandbox) -> Remote:
-    """The shared sandbox's (already reset) QuickBooks emulator, one company with token ``TOKEN``."""
+def connect(sandbox) -> Remote:
+    """The shared sandbox's (already reset) QuickBooks emulator, one company with token ``TOKEN``.
+
+    The other ``test_quickbooks_*.py`` files import this (and the helpers below) and declare the
+    same three-line ``qbo`` fixture.
+    """
     remote = Remote(sandbox.url("quickbooks"))
     remote.control("POST", f"companies/{REALM}", json={"access_token": TOKEN})
     return remote
+
+
+@pytest.fixture
+def qbo(sandbox) -> Remote:
+    return connect(sandbox)
 
 
 def client(server: Remote, token: str = TOKEN, realm: str = REALM) -> QuickBooks:
@@ -208,75 +217,6 @@ def test_discovery_document_has_the_published_keys_and_points_here(qbo):
     document = httpx.get(f"{qbo.url}/.well-known/openid_sandbox_configuration/").json()
     assert set(document) == set(fixture("oauth/discovery.production.json"))
     assert document["token_endpoint"] == f"{qbo.url}/oauth2/v1/tokens/bearer"
-
-
-# -- rules -----------------------------------------------------------------------------------
-
-def test_duplicate_display_name_any_case_raises_6240_with_exact_fault_body(qbo):
-    qb = client(qbo)
-    new_customer(qb, "Bill's Windsurf Shop")
-    with pytest.raises(QuickbooksException) as caught:
-        new_customer(qb, "BILL'S WINDSURF SHOP")
-    assert caught.value.error_code == 6240
-    response = raw(qbo, "POST", "customer", json={"DisplayName": "bill's windsurf shop"})
-    assert response.status_code == 400
-    body = response.json()
-    body.pop("time")
-    expected = fixture("errors/fault.6240.duplicate-name.json")
-    expected.pop("time")
-    assert body == expected
-    assert len(qbo.control("GET", "state")["companies"][REALM]["Customer"]) == 1
-
-
-def test_display_name_is_built_from_name_parts_or_6080_when_none(qbo):
-    created = raw(qbo, "POST", "customer", json={"GivenName": "Ada", "FamilyName": "Lovelace", "Title": ""})
-    assert created.json()["Customer"]["DisplayName"] == "Ada Lovelace"
-    nameless = raw(qbo, "POST", "customer", json={"GivenName": "", "CompanyName": "X"})
-    assert nameless.status_code == 400 and nameless.json()["Fault"]["Error"][0]["code"] == "6080"
-
-
-@pytest.mark.parametrize("mutate, code", [
-    (lambda body: body.update(CustomerRef={"value": "999"}), "2500"),
-    (lambda body: body.pop("CustomerRef"), "2020"),
-    (lambda body: body.update(Line=[]), "6000"),
-    (lambda body: body["Line"][0].update(Amount=41.0), "6070"),
-    (lambda body: body["Line"][0]["SalesItemLineDetail"].update(ItemRef={"value": "999"}), "2500"),
-    (lambda body: body.update(DocNumber="X" * 22), "2050"),
-    (lambda body: body.update(CurrencyRef={"value": "EUR"}), "6000"),
-])
-def test_invalid_invoice_is_rejected_with_its_fault_code(qbo, mutate, code):
-    customer = raw(qbo, "POST", "customer", json={"DisplayName": "Rule Rita"}).json()["Customer"]
-    body = {"CustomerRef": {"value": customer["Id"]}, "DocNumber": "R-1",
-            "Line": [{"DetailType": "SalesItemLineDetail", "Amount": 40.0,
-                      "SalesItemLineDetail": {"ItemRef": {"value": "1"}, "Qty": 2, "UnitPrice": 20.0}}]}
-    mutate(body)
-    response = raw(qbo, "POST", "invoice", json=body)
-    assert response.status_code == 400, response.text
-    assert response.json()["Fault"]["Error"][0]["code"] == code
-    assert qbo.control("GET", "state")["companies"][REALM]["Invoice"] == []
-
-
-def test_payment_over_invoice_balance_is_rejected_and_changes_nothing(qbo):
-    qb = client(qbo)
-    invoice = new_invoice(qb, new_customer(qb, "Over Olga").Id, "1", "OVER-1")
-    with pytest.raises(QuickbooksException) as caught:
-        pay(qb, invoice, 40.01)
-    assert caught.value.error_code == 6000
-    assert Invoice.get(invoice.Id, qb=qb).Balance == 40.0
-    missing_total = raw(qbo, "POST", "payment", json={"CustomerRef": {"value": "1"}, "TotalAmt": ""})
-    assert missing_total.json()["Fault"]["Error"][0]["code"] == "2020"
-
-
-def test_item_needs_unique_name_and_income_account(qbo):
-    qb = client(qbo)
-    new_item(qb, "Widget")
-    with pytest.raises(QuickbooksException) as duplicate:
-        new_item(qb, "widget")
-    assert duplicate.value.error_code == 6240
-    no_account = raw(qbo, "POST", "item", json={"Name": "Lonely", "Type": "Service"})
-    assert no_account.json()["Fault"]["Error"][0]["code"] == "2020"
-    seeded = [i.Name for i in Item.all(qb=qb)]
-    assert {"Services", "Shipping", "Widget"} <= set(seeded)
 
 
 # -- requestid -------------------------------------------------------------------------------
@@ -435,20 +375,6 @@ def test_credit_memo_applied_by_payment_line_lowers_remaining_credit(qbo):
     assert state["Invoice"][0]["Balance"] == 0 and state["CreditMemo"][0]["RemainingCredit"] == 0
 
 
-def test_batch_with_requestid_replays_only_when_bids_match(qbo):
-    body = {"BatchItemRequest": [{"bId": "b1", "operation": "create", "Customer": {"DisplayName": "Batchy"}},
-                                 {"bId": "b2", "Query": "select count(*) from Customer"}]}
-    first = raw(qbo, "POST", "batch?requestid=batch-1", json=body)
-    again = raw(qbo, "POST", "batch?requestid=batch-1", json=body)
-    assert first.status_code == 200 and first.content == again.content
-    answers = {item["bId"]: item for item in first.json()["BatchItemResponse"]}
-    assert answers["b1"]["Customer"]["DisplayName"] == "Batchy"
-    assert answers["b2"]["QueryResponse"] == {"totalCount": 1}
-    body["BatchItemRequest"][0]["bId"] = "b9"
-    other = raw(qbo, "POST", "batch?requestid=batch-1", json=body)
-    assert other.json()["BatchItemResponse"][0]["Fault"]["Error"][0]["code"] == "6240"
-
-
 def test_voiding_payment_restores_invoice_balance_then_invoice_void_and_delete(qbo):
     qb = client(qbo)
     invoice = new_invoice(qb, new_customer(qb, "Void Vera").Id, "1", "V-1")
@@ -466,23 +392,6 @@ def test_voiding_payment_restores_invoice_balance_then_invoice_void_and_delete(q
     assert Invoice.count(qb=qb) == 0
 
 
-def test_batch_of_31_customers_takes_two_calls_with_per_item_fault(qbo):
-    qb = client(qbo)
-    new_customer(qb, "Cust 7")
-    customers = []
-    for n in range(31):
-        customer = Customer()
-        customer.DisplayName = f"Cust {n}"
-        customers.append(customer)
-    result = batch_create(customers, qb=qb)
-    assert len(result.successes) == 30
-    assert [f.Error[0].code for f in result.faults] == ["6240"]
-    assert qbo.control("GET", "counters")["by_endpoint"]["POST /v3/company/{realm}/batch"]["total"] == 2
-    too_many = raw(qbo, "POST", "batch", json={"BatchItemRequest": [
-        {"bId": str(n), "Query": "select * from Item"} for n in range(31)]})
-    assert too_many.status_code == 400
-
-
 def test_cdc_lists_changed_and_deleted_objects(qbo):
     qb = client(qbo)
     invoice = new_invoice(qb, new_customer(qb, "Cdc Carl").Id, "1", "C-1")
@@ -492,62 +401,3 @@ def test_cdc_lists_changed_and_deleted_objects(qbo):
     result = change_data_capture([Invoice, Customer], since, qb=qb)
     assert [getattr(i, "status", None) for i in result.Invoice] == [None, "Deleted"]
     assert len(result.Customer) == 1
-
-
-# -- throttling and injected faults -----------------------------------------------------------
-
-def test_requests_over_the_per_minute_limit_get_429_xml_or_json(qbo):
-    qbo.control("POST", "options", json={"requests_per_minute": 3})
-    qb = client(qbo)
-    for _ in range(3):
-        Item.count(qb=qb)
-    with pytest.raises(QuickbooksException) as caught:
-        Item.count(qb=qb)
-    assert caught.value.error_code == 10000  # python-quickbooks cannot read the XML body (notes §5)
-    response = raw(qbo, "GET", "query", params={"query": "select count(*) from Item"})
-    assert response.status_code == 429 and response.text.startswith("<?xml")
-    assert "ThrottleExceeded" in response.text and response.headers["intuit_tid"]
-    qbo.control("POST", "options", json={"throttle_format": "json"})
-    as_json = raw(qbo, "GET", "query", params={"query": "select count(*) from Item"})
-    assert as_json.status_code == 429 and as_json.json()["Fault"]["Error"][0]["code"] == "3001"
-    assert qbo.control("GET", "counters")["throttled"] == 3
-
-
-def test_batch_requests_have_their_own_per_minute_limit(qbo):
-    qbo.control("POST", "options", json={"batch_requests_per_minute": 1})
-    body = {"BatchItemRequest": [{"bId": "q", "Query": "select count(*) from Item"}]}
-    assert raw(qbo, "POST", "batch", json=body).status_code == 200
-    assert raw(qbo, "POST", "batch", json=body).status_code == 429
-    assert raw(qbo, "GET", "query", params={"query": "select count(*) from Item"}).status_code == 200
-
-
-def test_more_than_max_concurrent_requests_get_429(qbo):
-    qbo.control("POST", "options", json={"latency_ms": 400, "max_concurrent": 2})
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        statuses = sorted(pool.map(lambda _: raw(qbo, "GET", "query", params={
-            "query": "select count(*) from Item"}).status_code, range(4)))
-    assert statuses == [200, 200, 429, 429]
-
-
-def test_duplicate_name_in_lowercase_variant_when_company_asks_for_it(qbo):
-    qbo.control("POST", f"companies/{REALM}", json={"settings": {"duplicate_name_variant": "lowercase"}})
-    raw(qbo, "POST", "customer", json={"DisplayName": "Twice"})
-    response = raw(qbo, "POST", "customer", json={"DisplayName": "Twice"})
-    assert response.status_code == 400
-    body, expected = response.json(), fixture("errors/fault.6240.duplicate-name.lowercase-variant.json")
-    assert isinstance(body.pop("time"), int) and expected.pop("time")
-    assert body == expected
-    with pytest.raises(QuickbooksException) as caught:
-        new_customer(client(qbo), "twice")
-    assert caught.value.error_code == 10000  # python-quickbooks only reads "Fault" (notes §5)
-
-
-def test_injected_fault_after_write_loses_the_answer_but_keeps_the_invoice(qbo):
-    qb = client(qbo)
-    customer = new_customer(qb, "Crash Cora")
-    qbo.control("POST", "faults", json={"faults": [{"path_contains": "/invoice", "status": 503, "after_write": True}]})
-    with pytest.raises(QuickbooksException):
-        new_invoice(qb, customer.Id, "1", "CRASH-1", request_id="crash-1")
-    again = new_invoice(qb, customer.Id, "1", "CRASH-1", request_id="crash-1")  # retry replays
-    assert again.DocNumber == "CRASH-1"
-    assert Invoice.count(qb=qb) == 1
