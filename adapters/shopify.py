@@ -16,6 +16,7 @@ Recovery table:
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
 import urllib.error
@@ -56,7 +57,8 @@ def _retryable(exc: BaseException) -> bool:
         return True
     if isinstance(exc, urllib.error.HTTPError):
         return exc.code == 429 or exc.code >= 500
-    return isinstance(exc, (urllib.error.URLError, TimeoutError, ConnectionError))
+    # http.client.HTTPException covers an answer cut off mid-body (IncompleteRead, RemoteDisconnected).
+    return isinstance(exc, (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException))
 
 
 def shopify_timestamp(moment: datetime) -> str:

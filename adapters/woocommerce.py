@@ -38,7 +38,9 @@ class _Transient(Exception):
 
 
 def _retryable(exc: BaseException) -> bool:
-    return isinstance(exc, (_Transient, requests.ConnectionError, requests.Timeout))
+    # A connection cut mid-answer surfaces as ChunkedEncodingError, not ConnectionError.
+    return isinstance(exc, (_Transient, requests.ConnectionError, requests.Timeout,
+                            requests.exceptions.ChunkedEncodingError))
 
 
 def wc_timestamp(moment: datetime) -> str:

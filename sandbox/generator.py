@@ -32,8 +32,9 @@ An order spec is a plain JSON-able dict::
 
 Money values are decimal strings with two places; nothing here is a float.
 
-With ``variety=True`` (issue 3's list of cases) a spec may also carry the
-keys below; an emulator renders each the way its vendor would:
+With ``variety=True`` (the default; issue 3's list of cases) a spec may also carry the
+keys below; both store emulators render each the way their vendor would
+(``variety=False`` gives plain orders only):
 
     "name": "#LONGSTOREPREFIX-1001-EU",  # explicit order name (some over 21 characters)
     "taxes": [{"title", "rate"}, ...],     # several tax lines; replaces tax_rate/tax_title
@@ -49,6 +50,8 @@ keys below; an emulator renders each the way its vendor would:
     "refunds": [{"created_at", "lines": [{"index", "quantity"}], "shipping": "5.00",
                  "note"}],                 # partial or full refunds of lines and shipping
     "cancelled_at": "...",                 # with "cancelled": true
+    "guest": true,                         # checkout without an account: no customer record
+    "case": "fees",                        # which of CASES this spec illustrates (for tests)
 """
 
 from __future__ import annotations
@@ -138,7 +141,7 @@ def generate_orders(
     first_number: int = 1001,
     currency: str = "USD",
     gateways: tuple[str, ...] = ("shopify_payments",),
-    variety: bool = False,
+    variety: bool = True,
 ) -> list[dict]:
     """Return ``count`` order specs, reproducible for a given ``seed``.
 
@@ -238,6 +241,8 @@ def _add_variety(rng: random.Random, spec: dict, n: int) -> None:
     elif case in ("partial_refund", "full_refund"):
         spec["financial_status"] = "paid"
         if case == "partial_refund":
+            if len(spec["lines"]) == 1 and spec["lines"][0]["quantity"] == 1:
+                spec["lines"][0]["quantity"] = 2  # so that one unit back leaves something paid
             spec["refunds"] = [{"created_at": later, "lines": [{"index": 0, "quantity": 1}], "shipping": "0.00",
                                 "note": "Damaged in transit"}]
         else:
@@ -255,9 +260,11 @@ def _add_variety(rng: random.Random, spec: dict, n: int) -> None:
         spec["paid_at"] = later
         spec["updated_at"] = later
     elif case == "guest":
+        spec["guest"] = True
         spec["customer"] = {**spec["customer"], "email": None}
     elif case == "unicode":
-        spec["customer"] = {**spec["customer"], "first_name": "Zoë", "last_name": "Ærøskøbing-Núñez"}
+        spec["customer"] = {**spec["customer"], "first_name": "Zoë", "last_name": "Ærøskøbing-Núñez",
+                            "email": f"zoe.aeroskobing.{n}@example.com"}  # a new shopper, not a renamed one
         spec["billing_address"] = {**spec["billing_address"], "first_name": "Zoë", "last_name": "Ærøskøbing-Núñez",
                                    "city": "Zürich", "address1": "Bahnhofstraße 1"}
     elif case == "long_name":

@@ -37,7 +37,10 @@ def build_app(system: str, options: dict):
         from sandbox.quickbooks.app import create_app
     else:  # pragma: no cover - guarded by argparse choices
         raise ValueError(f"unknown system {system!r}")
-    return create_app(options)
+    from sandbox.fault_bodies import BY_SYSTEM
+    from sandbox.faults import FaultInjector
+    # Every emulator sits behind the shared fault injector (POST /_sandbox/chaos).
+    return FaultInjector(create_app(options), options.get("chaos"), BY_SYSTEM[system])
 
 
 def _config(app, host: str, port: int, **tls) -> uvicorn.Config:

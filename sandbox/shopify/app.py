@@ -6,8 +6,19 @@ ShopifyAPI SDK reaches a shop by setting ``ShopifyResource.site`` to
 
 Options (``create_app(options)``, all optional): ``bucket_size`` (2000),
 ``restore_rate`` (100/s), ``max_query_cost`` (1000), ``bulk_seconds`` (0.2, how long a bulk
-operation stays RUNNING) — defaults for new shops; ``POST /_sandbox/shops/<shop>/config``
+operation stays RUNNING), ``visible_days`` (None; 60 emulates an app without
+``read_all_orders``, notes §1) — defaults for new shops; ``POST /_sandbox/shops/<shop>/config``
 changes them per shop (and ``{"fill": true}`` refills the bucket). Faults: faults.py.
+
+Webhooks (webhooks.py, delivery.py, rest_render.py): the shop config also takes
+``api_secret`` (the app's client secret that signs deliveries, default
+``shpss_sandbox_secret``), ``scopes`` (default ``["read_orders", "read_all_orders"]``;
+without ``read_all_orders`` only 60 days of orders are visible), ``timezone_offset`` of REST
+timestamps (``-05:00``) and the ``webhook_*`` delivery knobs. Control routes:
+``GET|POST /_sandbox/shops/<shop>/webhooks`` (``{"topic": "orders/create", "address": url}``),
+``DELETE /_sandbox/shops/<shop>/webhooks/<legacy id>``, ``GET .../webhooks/deliveries``
+(``?topic=&limit=``) and ``POST .../webhooks/config``. ``POST .../orders/<legacy id>/pay`` marks a
+pending or authorized order paid (payments.py), which fires orders/paid.
 """
 
 from __future__ import annotations
@@ -23,13 +34,18 @@ from starlette.routing import Route
 
 from sandbox.shopify import faults as faults_module
 from sandbox.shopify import schema as schema_module
+from sandbox.shopify import webhooks
+from sandbox.shopify.cancel import cancel_order
+from sandbox.shopify.delivery import Engine
 from sandbox.shopify.executor import cost_extension, run_graphql
+from sandbox.shopify.payments import pay_order
 from sandbox.shopify.refunds import add_refund, refund_summary
 from sandbox.shopify.render import iso, render_order
 from sandbox.shopify.store import Store
 
 # Body Shopify sends for a bad or missing token (brief; HTTP 401).
 LOG = logging.getLogger("sandbox.shopify")
+VERSION = "2026-01"  # API version of control-API subscriptions (X-Shopify-API-Version)
 INVALID_TOKEN = {"errors": "[API] Invalid API key or access token (unrecognized login or wrong password)"}
 
 
@@ -42,6 +58,8 @@ def create_app(options: dict | None = None) -> Starlette:
     """Build the emulator; the Admin schema starts loading in the background now."""
     options = dict(options or {})
     store = Store(options)
+    engine = Engine(store, options)
+    store.listener = webhooks.Events(engine)
     faults = faults_module.Faults()
     schema_module.start_loading()
 
@@ -68,13 +86,14 @@ def create_app(options: dict | None = None) -> Starlette:
         if not isinstance(body, dict) or not isinstance(body.get("query"), str):
             return counted(_json({"errors": {"query": "Required parameter missing or invalid"}}, 400))
         base_url = str(request.base_url).rstrip("/")
+        extra = {"base_url": base_url, "api_version": request.path_params["version"]}
         debug = request.headers.get("shopify-graphql-cost-debug") == "1"
 
         def work():
             schema_module.get_schema()  # first request waits for the background load
             with store.lock:
                 try:
-                    return run_graphql(store, shop, body, {"base_url": base_url}, debug=debug)
+                    return run_graphql(store, shop, body, extra, debug=debug)
                 except Exception:  # an emulator bug answers like Shopify's own, never a bare 500
                     LOG.exception("shopify emulator failed on %r", body.get("query", "")[:200])
                     return faults_module.graphql_error("INTERNAL_SERVER_ERROR", cost_extension(shop, 0, None))
@@ -97,6 +116,7 @@ def create_app(options: dict | None = None) -> Starlette:
         with store.lock:
             store.reset()
             faults.set([])
+        engine.reset()
         return JSONResponse({"ok": True})
 
     async def set_faults(request: Request) -> Response:
@@ -132,10 +152,12 @@ def create_app(options: dict | None = None) -> Starlette:
             order = store.find_order(shop, request.path_params["legacy_id"]) if shop else None
             if order is None:
                 return JSONResponse({"error": "no such order"}, status_code=404)
+            before = store.snapshot(order)
             if payload.get("updated_at"):
                 order["updatedAt"] = iso(payload["updated_at"])
             for key, value in (payload.get("fields") or {}).items():
                 order[key] = value  # test hook: overwrite any node field
+            store.order_changed(shop, order, before)  # orders/updated (+ paid, cancelled...)
             return _json({"order": {"id": order["id"], "updatedAt": order["updatedAt"]}})
 
     async def refund_order(request: Request) -> Response:
@@ -145,11 +167,45 @@ def create_app(options: dict | None = None) -> Starlette:
             order = store.find_order(shop, request.path_params["legacy_id"]) if shop else None
             if order is None:
                 return JSONResponse({"error": "no such order"}, status_code=404)
+            before = store.snapshot(order)
             try:
                 refund = add_refund(store, shop, order, payload)
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=422)
+            store.order_changed(shop, order, before)  # refunds/create + orders/updated
             return _json({"refund": refund_summary(refund), "order": {"id": order["id"], "updatedAt": order["updatedAt"]}})
+
+    async def cancel(request: Request) -> Response:
+        payload = await request.json() if await request.body() else {}
+        with store.lock:
+            shop = store.shop(request.path_params["shop"])
+            order = store.find_order(shop, request.path_params["legacy_id"]) if shop else None
+            if order is None:
+                return JSONResponse({"error": "no such order"}, status_code=404)
+            before = store.snapshot(order)
+            try:
+                cancel_order(store, shop, order, payload)
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=422)
+            store.order_changed(shop, order, before)  # orders/cancelled + orders/updated (+ refund)
+            return _json({"order": {"id": order["id"], "updatedAt": order["updatedAt"],
+                                    "displayFinancialStatus": order["displayFinancialStatus"]}})
+
+    async def pay(request: Request) -> Response:
+        payload = await request.json() if await request.body() else {}
+        with store.lock:
+            shop = store.shop(request.path_params["shop"])
+            order = store.find_order(shop, request.path_params["legacy_id"]) if shop else None
+            if order is None:
+                return JSONResponse({"error": "no such order"}, status_code=404)
+            before = store.snapshot(order)
+            try:
+                pay_order(store, order, payload)
+            except ValueError as exc:
+                return JSONResponse({"error": str(exc)}, status_code=422)
+            store.order_changed(shop, order, before)  # orders/paid + order_transactions/create + updated
+            return _json({"order": {"id": order["id"], "updatedAt": order["updatedAt"],
+                                    "displayFinancialStatus": order["displayFinancialStatus"]}})
 
     async def configure(request: Request) -> Response:
         payload = await request.json()
@@ -162,8 +218,60 @@ def create_app(options: dict | None = None) -> Starlette:
                 shop.max_query_cost = int(payload["max_query_cost"])
             if payload.get("bulk_seconds") is not None:
                 shop.bulk_seconds = float(payload["bulk_seconds"])
+            if payload.get("scopes") is not None:  # read_all_orders absent -> 60-day window
+                shop.set_scopes(payload["scopes"])
+            if "visible_days" in payload:  # null = read_all_orders granted
+                shop.visible_days = payload["visible_days"]
+            if payload.get("api_secret"):
+                shop.api_secret = str(payload["api_secret"])
+            if payload.get("timezone_offset"):
+                shop.timezone_offset = str(payload["timezone_offset"])
+            try:
+                hooks = engine.set_config(shop.name, {k: v for k, v in payload.items() if k.startswith("webhook_")})
+            except (TypeError, ValueError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=422)
             return _json({"shop": shop.name, "throttle_status": shop.bucket.status(),
-                          "max_query_cost": shop.max_query_cost})
+                          "max_query_cost": shop.max_query_cost, "scopes": shop.scopes,
+                          "visible_days": shop.visible_days, "webhooks": hooks})
+
+    # --- webhooks control (webhooks.py, delivery.py) ---------------------------------------
+
+    async def subscriptions(request: Request) -> Response:
+        name = request.path_params["shop"]
+        if request.method == "GET":
+            with store.lock:
+                shop = store.shop(name)
+                return _json({"webhook_subscriptions": shop.webhook_subscriptions if shop else []})
+        payload = await request.json()
+        enum = webhooks.ENUMS.get(payload.get("topic") or "", payload.get("topic"))
+        with store.lock:
+            shop = store.ensure_shop(name, payload.get("access_token"))
+            node, errors = webhooks.add_subscription(
+                store, shop, enum, payload.get("address"), api_version=payload.get("api_version") or VERSION,
+                include_fields=payload.get("include_fields"), field="address",
+                origin="app_config" if payload.get("app_config") else "admin_api")
+        if errors:
+            return _json({"errors": errors}, 422)
+        return _json({"webhook_subscription": node}, 201)
+
+    async def delete_subscription(request: Request) -> Response:
+        with store.lock:
+            shop = store.shop(request.path_params["shop"])
+            gid = f"gid://shopify/WebhookSubscription/{request.path_params['legacy_id']}"
+            if shop is None or not webhooks.remove_subscription(shop, gid):
+                return JSONResponse({"error": "no such subscription"}, status_code=404)
+        return JSONResponse({"deleted": gid})
+
+    async def deliveries(request: Request) -> Response:
+        limit = request.query_params.get("limit")
+        return _json(engine.report(request.path_params["shop"], request.query_params.get("topic"),
+                                   int(limit) if limit and limit.isdigit() else None))
+
+    async def webhook_config(request: Request) -> Response:
+        try:
+            return _json({"config": engine.set_config(request.path_params["shop"], await request.json())})
+        except (TypeError, ValueError) as exc:
+            return JSONResponse({"error": str(exc)}, status_code=422)
 
     routes = [
         Route("/shop/{shop}/admin/api/{version}/graphql.json", graphql_endpoint, methods=["POST"]),
@@ -175,8 +283,26 @@ def create_app(options: dict | None = None) -> Starlette:
         Route("/_sandbox/shops/{shop}/orders", seed_orders, methods=["POST"]),
         Route("/_sandbox/shops/{shop}/orders/{legacy_id}/touch", touch_order, methods=["POST"]),
         Route("/_sandbox/shops/{shop}/orders/{legacy_id}/refunds", refund_order, methods=["POST"]),
+        Route("/_sandbox/shops/{shop}/orders/{legacy_id}/cancel", cancel, methods=["POST"]),
+        Route("/_sandbox/shops/{shop}/orders/{legacy_id}/pay", pay, methods=["POST"]),
         Route("/_sandbox/shops/{shop}/config", configure, methods=["POST"]),
+        Route("/_sandbox/shops/{shop}/webhooks", subscriptions, methods=["GET", "POST"]),
+        Route("/_sandbox/shops/{shop}/webhooks/deliveries", deliveries, methods=["GET"]),
+        Route("/_sandbox/shops/{shop}/webhooks/config", webhook_config, methods=["POST"]),
+        Route("/_sandbox/shops/{shop}/webhooks/{legacy_id}", delete_subscription, methods=["DELETE"]),
     ]
-    app = Starlette(routes=routes)
+
+    def bound(route: Route) -> Route:
+        """Every handler first hands the server loop to the delivery engine (it needs it
+        to start deliveries published from worker threads)."""
+        handler = route.endpoint
+
+        async def endpoint(request: Request) -> Response:
+            engine.bind(asyncio.get_running_loop())
+            return await handler(request)
+        return Route(route.path, endpoint, methods=[m for m in route.methods if m != "HEAD"])
+
+    app = Starlette(routes=[bound(r) for r in routes])
     app.state.store = store
+    app.state.webhooks = engine
     return app

@@ -9,7 +9,10 @@ resolvers in schema.py.
 Arithmetic is Shopify's (notes §1 "Page query for invoicing"): tax is computed
 per line on the discounted line amount and rounded half-up per line, shipping
 is taxed on its own line, and the order totals are sums of those rounded
-parts, so lines - discounts + shipping + tax == total to the cent.
+parts, so lines - discounts + shipping + tax (+ tip) == total to the cent.
+
+The optional "variety" keys of the spec (generator docstring) are rendered as
+Shopify shows them; the per-case choices are in render_variety.py.
 """
 
 from __future__ import annotations
@@ -46,10 +49,52 @@ def money(value: Decimal, currency: str) -> dict:
 
 
 def money_bag(value: Decimal, currency: str) -> dict:
-    """``MoneyBag``; the spec has one currency, so shop and presentment are equal."""
+    """``MoneyBag`` of a single-currency order: shop and presentment money are equal."""
     text = amount(value)
     return {"shopMoney": {"amount": text, "currencyCode": currency},
             "presentmentMoney": {"amount": text, "currencyCode": currency}}
+
+
+class Pair(tuple):
+    """An amount in the shop currency and in the presentment currency (what the buyer saw)."""
+
+    def __new__(cls, shop: Decimal, pres: Decimal):
+        return tuple.__new__(cls, (shop, pres))
+
+    shop = property(lambda self: self[0])
+    pres = property(lambda self: self[1])
+
+    def __add__(self, other):
+        return Pair(self[0] + other[0], self[1] + other[1])
+
+    def __radd__(self, other):  # sum() starts from 0
+        return self if other == 0 else Pair(self[0] + other[0], self[1] + other[1])
+
+    def __sub__(self, other):
+        return Pair(self[0] - other[0], self[1] - other[1])
+
+    def __mul__(self, n: int):
+        return Pair(self[0] * n, self[1] * n)
+
+
+class Money:
+    """One order's currencies: ``conv`` turns a shop amount into a Pair (presentment =
+    round(shop * rate, 2), each component on its own so both sides are sums of rounded
+    parts and balance), ``bag`` a Pair into a ``MoneyBag``."""
+
+    def __init__(self, currency: str, presentment: str | None = None, rate: str | None = None):
+        self.cur, self.pcur = currency, presentment or currency
+        self.rate = Decimal(rate) if presentment and rate else None
+
+    def conv(self, value: Decimal) -> Pair:
+        return Pair(value, round_cents(value * self.rate) if self.rate is not None else value)
+
+    def bag(self, pair: Pair) -> dict:
+        return {"shopMoney": {"amount": amount(pair[0]), "currencyCode": self.cur},
+                "presentmentMoney": {"amount": amount(pair[1]), "currencyCode": self.pcur}}
+
+
+P0 = Pair(ZERO, ZERO)
 
 
 def iso(moment: str) -> str:
@@ -64,16 +109,44 @@ def gid(kind: str, number: int) -> str:
     return f"gid://shopify/{kind}/{number}"
 
 
-def _tax_line(title: str, rate: Decimal, tax: Decimal, currency: str) -> dict:
+def line_discount(m: Money, line: dict) -> Pair:
+    """A line's discount in both currencies: each converted on its own, a full discount stays full."""
+    qty, discount = int(line["quantity"]), Decimal(line.get("discount") or "0")
+    if discount and discount == Decimal(line["unit_price"]) * qty:
+        return m.conv(Decimal(line["unit_price"])) * qty
+    return m.conv(discount)
+
+
+def _tax_line(title: str, rate: Decimal, tax: Pair, m: Money) -> dict:
     # TaxLine.rate is a Float in the schema (a ratio, not money).
     return {"title": title, "rate": float(rate), "ratePercentage": float(rate * 100),
-            "priceSet": money_bag(tax, currency), "channelLiable": False, "source": "Shopify"}
+            "priceSet": m.bag(tax), "channelLiable": False, "source": "Shopify"}
 
 
-def _tax(net: Decimal, rate: Decimal, included: bool) -> Decimal:
-    if included:  # tax is inside the price: extract it (price * rate / (1 + rate))
-        return round_cents(net * rate / (1 + rate))
+def _tax(net: Decimal, rate: Decimal, included: bool, all_rates: Decimal) -> Decimal:
+    if included:  # tax is inside the price: price * rate / (1 + sum of the rates), per rate
+        return round_cents(net * rate / (1 + all_rates))
     return round_cents(net * rate)
+
+
+def _taxes(spec: dict) -> list[tuple[str, Decimal]]:
+    """The spec's tax rates: ``taxes`` (several) or ``tax_rate``/``tax_title`` (one)."""
+    if spec.get("taxes"):
+        return [(t["title"], Decimal(t["rate"])) for t in spec["taxes"] if Decimal(t["rate"]) > 0]
+    rate = Decimal(spec.get("tax_rate") or "0")
+    return [(spec.get("tax_title") or "Tax", rate)] if rate > 0 else []
+
+
+def _apply_taxes(base: Decimal, rates, included: bool, m: Money, totals: dict) -> tuple[list, Pair]:
+    """Tax lines of one line/shipping line; adds each to ``totals`` (per title and rate)."""
+    all_rates = sum((r for _, r in rates), ZERO)
+    lines, sum_tax = [], P0
+    for title, rate in rates:
+        tax = m.conv(_tax(base, rate, included, all_rates))
+        totals[(title, rate)] = totals.get((title, rate), P0) + tax
+        sum_tax += tax
+        lines.append(_tax_line(title, rate, tax, m))
+    return lines, sum_tax
 
 
 def _address(store, spec: dict | None) -> dict | None:
@@ -135,98 +208,108 @@ def _variant(store, shop, sku: str, title: str, price: str) -> dict:
     return variant
 
 
+def _line_item(store, shop, m: Money, fulfilled: bool, *, title: str, sku, qty: int, unit: Pair, net: Pair,
+               taxable: bool, tax_lines: list, allocations: list, variant: bool = True) -> dict:
+    gross = unit * qty
+    discount = gross - net
+    number = store.next_id()
+    unit_net = Pair(round_cents(net[0] / qty), round_cents(net[1] / qty))
+    return {
+        "__typename": "LineItem", "id": gid("LineItem", number),
+        "sku": sku, "name": title,
+        "title": title.split(" - ", 1)[0], "variantTitle": title.split(" - ", 1)[1] if " - " in title else None,
+        "quantity": qty, "currentQuantity": qty,
+        "unfulfilledQuantity": 0 if fulfilled else qty, "fulfillableQuantity": 0 if fulfilled else qty,
+        "refundableQuantity": qty, "nonFulfillableQuantity": 0,
+        "fulfillmentStatus": "fulfilled" if fulfilled else "unfulfilled",
+        "taxable": taxable, "requiresShipping": variant, "isGiftCard": False, "vendor": None,
+        "merchantEditable": True, "restockable": variant, "canRestock": variant,
+        "originalUnitPriceSet": m.bag(unit), "originalTotalSet": m.bag(gross),
+        # Shopify's discounted unit price is the approximate (rounded) per-unit share.
+        "discountedUnitPriceSet": m.bag(unit_net), "discountedUnitPriceAfterAllDiscountsSet": m.bag(unit_net),
+        "discountedTotalSet": m.bag(net), "totalDiscountSet": m.bag(discount),
+        "unfulfilledDiscountedTotalSet": m.bag(P0 if fulfilled else net),
+        "unfulfilledOriginalTotalSet": m.bag(P0 if fulfilled else gross),
+        "discountAllocations": allocations, "taxLines": tax_lines,
+        # A custom line item (a fee rendered as a line) has no variant.
+        "variant": _variant(store, shop, sku or f"line-{number}", title, amount(unit[0])) if variant else None,
+        "product": None, "customAttributes": [], "duties": [],
+    }
+
+
 def render_order(store, shop, spec: dict) -> dict:
     """Build the Order node for ``spec``; ids are drawn from ``store``'s counter."""
+    from sandbox.shopify import render_variety as variety  # it imports this module
+
     cur = spec.get("currency", "USD")
-    rate = Decimal(spec.get("tax_rate") or "0")
-    tax_title = spec.get("tax_title") or "Tax"
+    m = Money(cur, spec.get("presentment_currency"), spec.get("exchange_rate"))
+    rates = _taxes(spec)
     included = bool(spec.get("taxes_included"))
     created, updated = iso(spec["created_at"]), iso(spec.get("updated_at") or spec["created_at"])
     fulfilled = spec.get("fulfillment_status") == "fulfilled"
     financial = spec.get("financial_status", "paid")
     order_number = store.next_id()
-    customer = _customer(store, shop, spec.get("customer"), created)
-    tax_totals: dict[tuple[str, Decimal], Decimal] = {}
+    customer = None if spec.get("guest") else _customer(store, shop, spec.get("customer"), created)
+    tax_totals: dict[tuple[str, Decimal], Pair] = {}
+    code = spec.get("discount_code")
 
     lines, applications = [], []
-    subtotal_gross = total_discounts = total_tax = ZERO
+    code_application = variety.code_application(spec, m) if code else None
+    if code_application:
+        applications.append(code_application)
+    subtotal_gross = total_discounts = total_tax = P0
     for spec_line in spec.get("lines", []):
-        qty, unit = int(spec_line["quantity"]), Decimal(spec_line["unit_price"])
+        qty = int(spec_line["quantity"])
+        unit = m.conv(Decimal(spec_line["unit_price"]))
         discount = Decimal(spec_line.get("discount") or "0")
-        gross, net = unit * qty, unit * qty - discount
+        net = unit * qty - line_discount(m, spec_line)
         taxable = bool(spec_line.get("taxable", True))
-        tax_lines = []
-        if taxable and rate > 0:
-            tax = _tax(net, rate, included)
-            tax_totals[(tax_title, rate)] = tax_totals.get((tax_title, rate), ZERO) + tax
-            total_tax += tax
-            tax_lines.append(_tax_line(tax_title, rate, tax, cur))
+        tax_lines, tax = _apply_taxes(net[0], rates if taxable else [], included, m, tax_totals)
+        total_tax += tax
         allocations = []
         if discount > 0:
-            value = money(discount, cur) | {"__typename": "MoneyV2"}
-            application = {"__typename": "ManualDiscountApplication", "index": len(applications),
-                           "title": "Line discount", "description": None, "allocationMethod": "EACH",
-                           "targetSelection": "EXPLICIT", "targetType": "LINE_ITEM", "value": value}
-            applications.append(application)
-            allocations.append({"allocatedAmountSet": money_bag(discount, cur), "discountApplication": application})
-        subtotal_gross += gross
-        total_discounts += discount
-        number = store.next_id()
-        title = spec_line["title"]
-        lines.append({
-            "__typename": "LineItem", "id": gid("LineItem", number),
-            "sku": spec_line.get("sku"), "name": title,
-            "title": title.split(" - ", 1)[0], "variantTitle": title.split(" - ", 1)[1] if " - " in title else None,
-            "quantity": qty, "currentQuantity": qty,
-            "unfulfilledQuantity": 0 if fulfilled else qty, "fulfillableQuantity": 0 if fulfilled else qty,
-            "refundableQuantity": qty, "nonFulfillableQuantity": 0,
-            "fulfillmentStatus": "fulfilled" if fulfilled else "unfulfilled",
-            "taxable": taxable, "requiresShipping": True, "isGiftCard": False, "vendor": None,
-            "merchantEditable": True, "restockable": True, "canRestock": True,
-            "originalUnitPriceSet": money_bag(unit, cur), "originalTotalSet": money_bag(gross, cur),
-            # Shopify's discounted unit price is the approximate (rounded) per-unit share.
-            "discountedUnitPriceSet": money_bag(round_cents(net / qty), cur),
-            "discountedUnitPriceAfterAllDiscountsSet": money_bag(round_cents(net / qty), cur),
-            "discountedTotalSet": money_bag(net, cur), "totalDiscountSet": money_bag(discount, cur),
-            "unfulfilledDiscountedTotalSet": money_bag(ZERO if fulfilled else net, cur),
-            "unfulfilledOriginalTotalSet": money_bag(ZERO if fulfilled else gross, cur),
-            "discountAllocations": allocations, "taxLines": tax_lines,
-            "variant": _variant(store, shop, spec_line.get("sku") or f"line-{number}", title, spec_line["unit_price"]),
-            "product": None, "customAttributes": [], "duties": [],
-        })
+            application = code_application or variety.manual_application(len(applications), discount, m)
+            if application is not code_application:
+                applications.append(application)
+            allocations.append({"allocatedAmountSet": m.bag(unit * qty - net), "discountApplication": application})
+        subtotal_gross += unit * qty
+        total_discounts += unit * qty - net
+        lines.append(_line_item(store, shop, m, fulfilled, title=spec_line["title"], sku=spec_line.get("sku"),
+                                qty=qty, unit=unit, net=net, taxable=taxable, tax_lines=tax_lines,
+                                allocations=allocations))
+    # Fees: Shopify has no fee lines. A tip is the order's tip; any other fee is a custom line item.
+    tip = P0
+    for fee in spec.get("fees") or []:
+        value = m.conv(Decimal(fee["amount"]))
+        if variety.is_tip(fee):
+            tip += value
+            continue
+        taxable = bool(fee.get("taxable"))
+        tax_lines, tax = _apply_taxes(value[0], rates if taxable else [], included, m, tax_totals)
+        total_tax += tax
+        subtotal_gross += value
+        lines.append(_line_item(store, shop, m, fulfilled, title=fee["title"], sku=None, qty=1, unit=value,
+                                net=value, taxable=taxable, tax_lines=tax_lines, allocations=[], variant=False))
 
-    shipping_lines, total_shipping = [], ZERO
+    shipping_lines, total_shipping = [], P0
+    ship_rates = rates if spec.get("shipping_taxable", True) else []
     for spec_ship in spec.get("shipping", []):
-        price = Decimal(spec_ship["price"])
-        tax_lines = []
-        if rate > 0 and price > 0:
-            tax = _tax(price, rate, included)
-            tax_totals[(tax_title, rate)] = tax_totals.get((tax_title, rate), ZERO) + tax
-            total_tax += tax
-            tax_lines.append(_tax_line(tax_title, rate, tax, cur))
+        price = m.conv(Decimal(spec_ship["price"]))
+        tax_lines, tax = _apply_taxes(price[0], ship_rates if price[0] > 0 else [], included, m, tax_totals)
+        total_tax += tax
         total_shipping += price
         shipping_lines.append({
             "__typename": "ShippingLine", "id": gid("ShippingLine", store.next_id()),
             "title": spec_ship["title"], "code": spec_ship.get("code"), "source": "shopify",
             "carrierIdentifier": None, "custom": False, "isRemoved": False, "shippingRateHandle": None,
-            "originalPriceSet": money_bag(price, cur), "discountedPriceSet": money_bag(price, cur),
-            "currentDiscountedPriceSet": money_bag(price, cur), "discountAllocations": [], "taxLines": tax_lines,
+            "originalPriceSet": m.bag(price), "discountedPriceSet": m.bag(price),
+            "currentDiscountedPriceSet": m.bag(price), "discountAllocations": [], "taxLines": tax_lines,
         })
 
     subtotal = subtotal_gross - total_discounts
-    total = subtotal + total_shipping + (ZERO if included else total_tax)
+    total = subtotal + total_shipping + (P0 if included else total_tax) + tip
     paid = financial == "paid"
-    transactions = []
-    if financial in ("paid", "authorized"):
-        number = store.next_id()
-        transactions.append({
-            "__typename": "OrderTransaction", "id": gid("OrderTransaction", number),
-            "kind": "SALE" if paid else "AUTHORIZATION", "status": "SUCCESS",
-            "gateway": spec.get("gateway") or "manual", "test": False, "processedAt": created,
-            "createdAt": created, "amountSet": money_bag(total, cur), "parentTransaction": None,
-            "errorCode": None, "authorizationCode": f"AUTH{number % 1000000:06d}", "fees": [],
-            "manualPaymentGateway": False, "formattedGateway": spec.get("gateway"),
-        })
+    transactions = variety.transactions(store, spec, m, total, created)
     fulfillments = []
     if fulfilled:
         number = store.next_id()
@@ -238,41 +321,44 @@ def render_order(store, shop, spec: dict) -> dict:
             "trackingInfo": [{"company": "UPS", "number": f"1Z{number % 10**12:012d}",
                               "url": f"https://www.ups.com/track?tracknum=1Z{number % 10**12:012d}"}],
         })
-    cancelled = bool(spec.get("cancelled"))
-    order_tax_lines = [_tax_line(t, r, v, cur) for (t, r), v in tax_totals.items()]
-    outstanding = ZERO if paid else total
+    order_tax_lines = [_tax_line(t, r, v, m) for (t, r), v in tax_totals.items()]
+    outstanding = P0 if paid else total
     quantity = sum(line["quantity"] for line in lines)
-    return {
+    bag = m.bag
+    order = {
         "__typename": "Order", "id": gid("Order", order_number), "legacyResourceId": str(order_number),
-        "name": f"#{spec['number']}", "number": int(spec["number"]) - 1000 if int(spec["number"]) > 1000 else int(spec["number"]),
-        "email": (spec.get("customer") or {}).get("email"), "phone": None,
+        "name": spec.get("name") or f"#{spec['number']}",
+        "number": int(spec["number"]) - 1000 if int(spec["number"]) > 1000 else int(spec["number"]),
+        "email": None if spec.get("guest") else (spec.get("customer") or {}).get("email"), "phone": None,
         "createdAt": created, "updatedAt": updated, "processedAt": created,
-        "cancelledAt": updated if cancelled else None, "cancelReason": "CUSTOMER" if cancelled else None,
-        "closed": cancelled, "closedAt": updated if cancelled else None, "confirmed": True, "test": False,
-        "currencyCode": cur, "presentmentCurrencyCode": cur, "taxesIncluded": included, "taxExempt": False,
+        "cancelledAt": None, "cancelReason": None, "closed": False, "closedAt": None, "confirmed": True, "test": False,
+        "currencyCode": m.cur, "presentmentCurrencyCode": m.pcur, "taxesIncluded": included, "taxExempt": False,
         "note": spec.get("note"), "tags": [], "sourceName": "web", "poNumber": None,
         "displayFinancialStatus": FINANCIAL_STATUS.get(financial, "PENDING"),
         "displayFulfillmentStatus": FULFILLMENT_STATUS.get(spec.get("fulfillment_status"), "UNFULFILLED"),
         "fullyPaid": paid, "unpaid": not paid and financial != "authorized", "capturable": financial == "authorized",
-        "paymentGatewayNames": [spec.get("gateway")] if spec.get("gateway") else [],
+        "paymentGatewayNames": variety.gateway_names(spec, transactions),
         "customer": customer,
         "billingAddress": _address(store, spec.get("billing_address")),
         "shippingAddress": _address(store, spec.get("shipping_address")),
         "subtotalLineItemsQuantity": quantity, "currentSubtotalLineItemsQuantity": quantity,
-        "subtotalPriceSet": money_bag(subtotal, cur), "currentSubtotalPriceSet": money_bag(subtotal, cur),
-        "totalDiscountsSet": money_bag(total_discounts, cur), "currentTotalDiscountsSet": money_bag(total_discounts, cur),
-        "cartDiscountAmountSet": None,
-        "totalShippingPriceSet": money_bag(total_shipping, cur), "currentShippingPriceSet": money_bag(total_shipping, cur),
-        "totalTaxSet": money_bag(total_tax, cur), "currentTotalTaxSet": money_bag(total_tax, cur),
-        "totalPriceSet": money_bag(total, cur), "currentTotalPriceSet": money_bag(total, cur),
-        "originalTotalPriceSet": money_bag(total, cur),
-        "totalOutstandingSet": money_bag(outstanding, cur),
-        "totalReceivedSet": money_bag(total if paid else ZERO, cur),
-        "netPaymentSet": money_bag(total if paid else ZERO, cur),
-        "totalCapturableSet": money_bag(total if financial == "authorized" else ZERO, cur),
-        "totalRefundedSet": money_bag(ZERO, cur), "totalRefundedShippingSet": money_bag(ZERO, cur),
+        "subtotalPriceSet": bag(subtotal), "currentSubtotalPriceSet": bag(subtotal),
+        "totalDiscountsSet": bag(total_discounts), "currentTotalDiscountsSet": bag(total_discounts),
+        "cartDiscountAmountSet": bag(total_discounts) if code else None,
+        "currentCartDiscountAmountSet": bag(total_discounts if code else P0),
+        "discountCode": code, "discountCodes": [code] if code else [],
+        "totalShippingPriceSet": bag(total_shipping), "currentShippingPriceSet": bag(total_shipping),
+        "totalTaxSet": bag(total_tax), "currentTotalTaxSet": bag(total_tax),
+        "totalTipReceivedSet": bag(tip),
+        "totalPriceSet": bag(total), "currentTotalPriceSet": bag(total), "originalTotalPriceSet": bag(total),
+        "totalOutstandingSet": bag(outstanding),
+        "totalReceivedSet": bag(total if paid else P0), "netPaymentSet": bag(total if paid else P0),
+        "totalCapturableSet": bag(total if financial == "authorized" else P0),
+        "totalRefundedSet": bag(P0), "totalRefundedShippingSet": bag(P0),
         "taxLines": order_tax_lines, "currentTaxLines": order_tax_lines,
         "lineItems": lines, "shippingLines": shipping_lines, "discountApplications": applications,
-        "discountCodes": [], "transactions": transactions, "refunds": [], "fulfillments": fulfillments,
+        "transactions": transactions, "refunds": [], "fulfillments": fulfillments,
         "requiresShipping": True, "edited": False, "customAttributes": [],
     }
+    variety.after_sale(store, shop, spec, order)
+    return order

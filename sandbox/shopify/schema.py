@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import gzip
 import threading
+import zlib
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from graphql import GraphQLError, GraphQLObjectType, GraphQLSchema, build_schema, get_named_type
@@ -91,14 +93,24 @@ def _unbounded(items, sort_key, reverse):
     return paginate(items, first=len(items), sort_key=sort_key, reverse=reverse, max_page=None)
 
 
+def _visible(shop, orders):
+    """Orders the app may see: all, or only the last ``visible_days`` without read_all_orders."""
+    if not shop.visible_days:
+        return orders
+    horizon = (datetime.now(timezone.utc) - timedelta(days=int(shop.visible_days))).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return [o for o in orders if o["createdAt"] >= horizon]
+
+
 def resolve_orders(_root, info, **args):
     sort_key = args.get("sortKey") or "PROCESSED_AT"  # schema default (notes §1 orders connection)
-    return _page(_shop(info).orders, info, args, sort_key=sort_key, query=args.get("query"))
+    return _page(_visible(_shop(info), _shop(info).orders), info, args, sort_key=sort_key, query=args.get("query"))
 
 
 def _lookup(info, gid: str):
     shop = _shop(info)
     node = shop.by_id.get(gid)
+    if node is not None and node.get("__typename") == "Order" and not _visible(shop, [node]):
+        return None
     if node is None:
         from sandbox.shopify.bulk import advance  # local: bulk imports this module
 
@@ -145,16 +157,41 @@ def resolve_customer_orders(customer, info, **args):
     return _page(mine, info, args, sort_key=args.get("sortKey") or "ID", query=args.get("query"))
 
 
-ROOT_RESOLVERS = {"orders": resolve_orders, "order": resolve_order, "node": resolve_node, "nodes": resolve_nodes}
+# AccessScope.description is non-null; texts are emulator wording (unverified).
+SCOPE_TEXT = {"read_orders": "Read orders, transactions and fulfillments",
+              "read_all_orders": "Read all orders, not only the last 60 days"}
+
+
+def resolve_current_app_installation(_root, info):
+    """The calling app's installation; ``accessScopes`` are the shop's granted scopes.
+
+    A connector reads them to learn whether ``read_all_orders`` is granted, i.e. whether
+    orders older than 60 days are visible (notes §1; the ``scopes`` knob of the shop config).
+    """
+    shop = _shop(info)
+    return {
+        "__typename": "AppInstallation", "id": f"gid://shopify/AppInstallation/{zlib.crc32(shop.name.encode())}",
+        "accessScopes": [{"handle": h, "description": SCOPE_TEXT.get(h, h.replace("_", " ").capitalize())}
+                         for h in shop.scopes],
+        "launchUrl": f"https://admin.shopify.com/store/{shop.name}/apps/o2c-sandbox",
+        "uninstallUrl": None, "activeSubscriptions": [], "subscriptions": [],
+        "app": {"__typename": "App", "id": "gid://shopify/App/1", "title": "o2c sandbox app", "handle": "o2c-sandbox",
+                "apiKey": "sandbox-api-key", "webhookApiVersion": "2026-01"},
+    }
+
+
+ROOT_RESOLVERS = {"orders": resolve_orders, "order": resolve_order, "node": resolve_node, "nodes": resolve_nodes,
+                  "currentAppInstallation": resolve_current_app_installation}
 
 
 def wire(schema: GraphQLSchema) -> None:
     """Set ``.resolve`` on the fields that need arguments or shop state."""
-    from sandbox.shopify import bulk  # local: bulk needs this module's executor helpers
+    from sandbox.shopify import bulk, webhooks  # local: bulk needs this module's executor helpers
 
     for name, resolver in ROOT_RESOLVERS.items():
         schema.query_type.fields[name].resolve = resolver
     bulk.wire(schema)
+    webhooks.wire(schema)
     schema.type_map["Customer"].fields["orders"].resolve = resolve_customer_orders
     schema.type_map["Refund"].fields["order"].resolve = lambda refund, info: _shop(info).by_id.get(refund["_orderId"])
     for type_name, gql_type in schema.type_map.items():

@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from sandbox.shopify.cost import LeakyBucket
+from sandbox.shopify.webhooks import snapshot
 
 # Observed "Basic Shopify" bucket: 2000 points, 100/s (notes §2 table).
 DEFAULT_BUCKET_SIZE = 2000.0
@@ -21,6 +22,10 @@ DEFAULT_RESTORE_RATE = 100.0
 # Single query cap, regardless of plan (notes §2). Configurable for load tests only.
 DEFAULT_MAX_QUERY_COST = 1000
 ID_BASE = 2**53
+# The app's client secret signs webhooks (notes §3 "HMAC check"); per shop, settable.
+DEFAULT_API_SECRET = "shpss_sandbox_secret"
+DEFAULT_SCOPES = ("read_orders", "read_all_orders")
+READ_ALL_ORDERS_DAYS = 60  # without read_all_orders only the last 60 days are visible (notes §1)
 
 
 @dataclass
@@ -38,6 +43,17 @@ class Shop:
     bulk_results: dict[str, str] = field(default_factory=dict)  # bulk op gid -> JSONL text
     max_query_cost: int = DEFAULT_MAX_QUERY_COST
     bulk_seconds: float = 0.2  # how long a bulk operation stays RUNNING
+    # Without the read_all_orders scope only the last 60 days of orders are visible (notes §1).
+    visible_days: int | None = None
+    scopes: list[str] = field(default_factory=lambda: list(DEFAULT_SCOPES))
+    api_secret: str = DEFAULT_API_SECRET
+    webhook_subscriptions: list[dict] = field(default_factory=list)  # webhooks.py; swapped, never mutated
+    timezone_offset: str = "-05:00"  # UTC offset of REST timestamps in webhook bodies (fixture's zone)
+
+    def set_scopes(self, scopes: list[str]) -> None:
+        """Grant ``scopes``; read_all_orders decides the 60-day window (notes §1)."""
+        self.scopes = list(scopes)
+        self.visible_days = None if "read_all_orders" in self.scopes else READ_ALL_ORDERS_DAYS
 
 
 class Store:
@@ -46,6 +62,8 @@ class Store:
     def __init__(self, options: dict | None = None):
         self.options = dict(options or {})
         self.lock = threading.Lock()
+        # Told about order actions (webhooks.Events): order_created / order_changed.
+        self.listener = None
         self.reset()
 
     def reset(self) -> None:
@@ -77,7 +95,11 @@ class Store:
                 ),
                 max_query_cost=int(self.options.get("max_query_cost", DEFAULT_MAX_QUERY_COST)),
                 bulk_seconds=float(self.options.get("bulk_seconds", 0.2)),
+                api_secret=self.options.get("api_secret", DEFAULT_API_SECRET),
             )
+            shop.set_scopes(self.options.get("scopes", DEFAULT_SCOPES))
+            if self.options.get("visible_days") is not None:
+                shop.visible_days = self.options["visible_days"]
             self.shops[name] = shop
         elif token:
             shop.token = token
@@ -88,6 +110,18 @@ class Store:
         shop.by_id[node["id"]] = node
         for line in node["lineItems"]:
             shop.by_id[line["id"]] = line
+        if self.listener is not None:
+            self.listener.order_created(shop, node)
+
+    @staticmethod
+    def snapshot(order: dict) -> dict:
+        """Take before changing ``order``; pass to ``order_changed`` afterwards."""
+        return snapshot(order)
+
+    def order_changed(self, shop: Shop, order: dict, before: dict) -> None:
+        """An order was changed by a merchant action: tell the listener (webhook events)."""
+        if self.listener is not None:
+            self.listener.order_changed(shop, order, before)
 
     def find_order(self, shop: Shop, legacy_id: str) -> dict | None:
         return shop.by_id.get(f"gid://shopify/Order/{legacy_id}")
@@ -110,6 +144,8 @@ class Store:
                 name: {
                     "orders": shop.orders,
                     "bulk_operations": shop.bulk_operations,
+                    "webhook_subscriptions": shop.webhook_subscriptions,
+                    "scopes": shop.scopes,
                     "throttle_status": shop.bucket.status(),
                 }
                 for name, shop in self.shops.items()

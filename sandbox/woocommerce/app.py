@@ -19,10 +19,22 @@ Control API (JSON):
 - ``POST /_sandbox/sites/<site>/orders/<id>/touch`` ``{"date_modified_gmt"?, "status"?}``.
 - ``POST /_sandbox/sites/<site>/orders/<id>/refunds`` ``{"amount"?, "reason"?, "line_items"?:
   [{"id", "quantity"}], "refunded_payment"?, "date_created_gmt"?}`` -> the refund (201).
+- ``DELETE /_sandbox/sites/<site>/orders/<id>`` moves the order to the trash (``order.deleted``);
+  ``POST /_sandbox/sites/<site>/orders/<id>/untrash`` restores it (``order.restored``).
+- ``GET /_sandbox/sites/<site>/webhooks/deliveries`` -> ``{"deliveries": [...], "pending", "config"}``;
+  ``GET|POST /_sandbox/sites/<site>/webhooks/config`` ``{"delay_seconds", "timeout_seconds",
+  "ping_timeout_seconds", "drop_rate", "seed"}`` (see delivery.py).
+
+Webhooks (notes §3): ``/wc/v3/webhooks`` CRUD (webhooks.py); seeding an order fires
+``woocommerce_new_order``, touching it ``woocommerce_update_order``, a refund
+``woocommerce_order_refunded``; deliveries run in the background (delivery.py, hookshot.py).
+More options: ``wp_version`` ("6.5.3", for the Hookshot User-Agent), ``webhook_delay_seconds``,
+``webhook_timeout_seconds``, ``webhook_ping_timeout_seconds``, ``webhook_drop_rate``.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime, timezone
 
@@ -31,10 +43,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from sandbox.woocommerce import auth, errors, faults, listing, refunds
+from sandbox.woocommerce import auth, delivery, errors, faults, listing, refunds, webhooks
 from sandbox.woocommerce.errors import WPError, error_response, wp_response
 from sandbox.woocommerce.oauth1 import php_query
-from sandbox.woocommerce.render import links, render_order, wc_date
+from sandbox.woocommerce.render import render_order, serialize, wc_date
 from sandbox.woocommerce.store import Credential, Site, Store, parse_offset
 
 # (method, pattern, handler name, counter label); patterns match the path after
@@ -47,6 +59,13 @@ ROUTES = [
     ("GET", re.compile(r"wc/v3/orders/(?P<order_id>\d+)/refunds/(?P<id>\d+)", re.I), "get_refund",
      "/wc/v3/orders/<id>/refunds/<id>"),
     ("GET", re.compile(r"wc/v3/refunds", re.I), "list_refunds", "/wc/v3/refunds"),
+    ("GET", re.compile(r"wc/v3/webhooks", re.I), "webhooks.list", "/wc/v3/webhooks"),
+    ("POST", re.compile(r"wc/v3/webhooks", re.I), "webhooks.create", "/wc/v3/webhooks"),
+    ("GET", re.compile(r"wc/v3/webhooks/(?P<id>\d+)", re.I), "webhooks.get", "/wc/v3/webhooks/<id>"),
+    ("DELETE", re.compile(r"wc/v3/webhooks/(?P<id>\d+)", re.I), "webhooks.delete", "/wc/v3/webhooks/<id>"),
+] + [   # WP_REST_Server::EDITABLE is POST, PUT and PATCH.
+    (m, re.compile(r"wc/v3/webhooks/(?P<id>\d+)", re.I), "webhooks.update", "/wc/v3/webhooks/<id>")
+    for m in ("POST", "PUT", "PATCH")
 ]
 REFUND_PARAMS = ("page", "per_page", "offset", "order", "orderby", "after", "before", "dates_are_gmt", "include")
 
@@ -60,21 +79,38 @@ def home_url(request: Request, site: str) -> str:
     return f"{scheme}://{hostport}/site/{site}"
 
 
-def serialize(order: dict, home: str, fields: list[str] | None = None) -> dict:
-    out = dict(order)
-    out["payment_url"] = home + order["payment_url"]
-    out["_links"] = links(order, home)
-    if fields:
-        # rest_filter_response_fields: top-level keys named in _fields.
-        wanted = {f.split(".")[0] for f in fields}
-        out = {k: v for k, v in out.items() if k in wanted}
-    return out
+async def _body_params(request: Request) -> tuple[dict, dict | WPError]:
+    """(form params, JSON params) of the request body, as WP_REST_Request sees them;
+    a malformed JSON body gives a ``rest_invalid_json`` error instead of the JSON params
+    (raised only after authentication and routing, as has_valid_params() does)."""
+    raw = await request.body()
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not raw:
+        return {}, {}
+    if ctype == "application/x-www-form-urlencoded":
+        return php_query(raw.decode("latin-1")), {}
+    if ctype == "application/json" or ctype.endswith("+json"):
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            return {}, WPError("rest_invalid_json", "Invalid JSON body passed.", 400,
+                               json_error_code=4, json_error_message="Syntax error")
+        return {}, value if isinstance(value, dict) else {}
+    return {}, {}
+
+
+def _moment(text: str | None) -> datetime:
+    """Naive UTC from an optional ISO string (default: now)."""
+    moment = datetime.fromisoformat(text.replace("Z", "+00:00")) if text else datetime.now(timezone.utc)
+    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 class WooCommerceEmulator:
     def __init__(self, options: dict):
         self.store = Store(options)
         self.faults = faults.Faults()
+        self.engine = delivery.Engine(self.store, options)
+        self.webhooks = webhooks.WebhookAPI(self.engine)
 
     # ---- wc/v3 -------------------------------------------------------------
     async def wc_api(self, request: Request):
@@ -84,7 +120,9 @@ class WooCommerceEmulator:
         for route_method, pattern, name, route_label in ROUTES:
             match = pattern.fullmatch(rest)
             if match and route_method == method:
-                label, handler, args = route_label, getattr(self, name), match.groupdict()
+                owner, _, attr = name.rpartition(".")
+                label, args = route_label, match.groupdict()
+                handler = getattr(getattr(self, owner) if owner else self, attr)
                 break
         rule = self.faults.take(site_name, f"{request.method} {label}")
         # Injected host/proxy faults answer before WordPress runs (no nonce is used up).
@@ -100,6 +138,8 @@ class WooCommerceEmulator:
     async def _dispatch(self, request: Request, site_name: str, rest: str, method: str, handler, args: dict):
         site = self.store.site(site_name) or Site(site_name)   # an unseeded site has no keys
         params = php_query(request.scope.get("query_string", b"").decode("latin-1"))
+        form, body = await _body_params(request)
+        params = {**params, **form}   # OAuth signs $_GET + $_POST (notes §2)
         home = home_url(request, site_name)
         cred = None
         if "wc/" in "/" + rest + "/":   # is_request_to_rest_api(): only WC routes use WC auth
@@ -113,7 +153,10 @@ class WooCommerceEmulator:
                 raise error
         if handler is None:
             raise errors.no_route()
-        return await handler(site, cred, params, home, **args)
+        if isinstance(body, WPError):
+            raise body
+        # WP_REST_Request::get_params(): JSON body over POST body over query.
+        return await handler(site, cred, {**params, **body}, home, **args)
 
     async def list_orders(self, site: Site, cred, params: dict, home: str):
         q = listing.parse_query(params, site.tz_offset)
@@ -169,6 +212,7 @@ class WooCommerceEmulator:
     async def reset(self, request: Request):
         self.store.reset()
         self.faults.set([])
+        self.engine.reset()
         return JSONResponse({"ok": True})
 
     async def state(self, request: Request):
@@ -179,6 +223,7 @@ class WooCommerceEmulator:
                 "refunds": [site.refunds[i] for i in sorted(site.refunds)],
                 "customers": dict(site.customers),
                 "consumer_keys": sorted(site.credentials),
+                "webhooks": [site.webhooks[i].state() for i in sorted(site.webhooks)],
             }
         return JSONResponse({"sites": sites})
 
@@ -209,6 +254,7 @@ class WooCommerceEmulator:
                 order = render_order(site, spec)
                 site.orders[order["id"]] = order
                 ids.append(order["id"])
+                self.engine.fire(site, "woocommerce_new_order", order["id"], home_url(request, site.name))
         except (KeyError, ValueError, TypeError) as exc:
             return JSONResponse({"error": f"bad order spec: {exc!r}", "created": len(ids)}, status_code=400)
         return JSONResponse({"created": len(ids), "ids": ids})
@@ -222,6 +268,9 @@ class WooCommerceEmulator:
             refund = refunds.create_refund(site, order, await request.json())
         except (refunds.RefundError, KeyError, ValueError, TypeError) as exc:
             return JSONResponse({"error": str(exc)}, status_code=400)
+        # wc_create_refund fires woocommerce_order_refunded; the order save fires update_order too.
+        for action in ("woocommerce_order_refunded", "woocommerce_update_order"):
+            self.engine.fire(site, action, order["id"], home_url(request, site.name))
         return JSONResponse(refund, status_code=201)
 
     async def set_faults(self, request: Request):
@@ -235,15 +284,58 @@ class WooCommerceEmulator:
         if order is None:
             return JSONResponse({"error": "no such order"}, status_code=404)
         body = await request.json() if await request.body() else {}
-        text = body.get("date_modified_gmt")
-        moment = (datetime.fromisoformat(text.replace("Z", "+00:00")) if text else datetime.now(timezone.utc))
-        if moment.tzinfo:
-            moment = moment.astimezone(timezone.utc).replace(tzinfo=None)
+        moment = _moment(body.get("date_modified_gmt"))
         order["date_modified_gmt"] = wc_date(moment)
         order["date_modified"] = wc_date(moment + site.tz_offset)
         if body.get("status"):
             order["status"] = body["status"]
+        self.engine.fire(site, "woocommerce_update_order", order["id"], home_url(request, site.name))
         return JSONResponse(order)
+
+    def _order(self, request: Request):
+        site = self.store.site(request.path_params["site"])
+        return site, (site.orders.get(request.path_params["id"]) if site else None)
+
+    def _set_modified(self, site: Site, order: dict) -> None:
+        moment = _moment(None).replace(microsecond=0)
+        order["date_modified_gmt"] = wc_date(moment)
+        order["date_modified"] = wc_date(moment + site.tz_offset)
+
+    async def trash_order(self, request: Request):
+        """wp_trash_post / woocommerce_trash_order: status ``trash``, the old status kept."""
+        site, order = self._order(request)
+        if order is None:
+            return JSONResponse({"error": "no such order"}, status_code=404)
+        if order["status"] == "trash":
+            return JSONResponse({"error": "order is already in the trash"}, status_code=409)
+        # wp_trash_post fires before the status changes (notes §3: order.deleted = moved to trash).
+        self.engine.fire(site, "wp_trash_post", order["id"], home_url(request, site.name))
+        site.trash_status[order["id"]] = order["status"]
+        order["status"] = "trash"
+        self._set_modified(site, order)
+        return JSONResponse(order)
+
+    async def untrash_order(self, request: Request):
+        """untrashed_post: the status from before the trash comes back (WC's wp_untrash_post_status)."""
+        site, order = self._order(request)
+        if order is None or order["status"] != "trash":
+            return JSONResponse({"error": "no such order in the trash"}, status_code=404)
+        order["status"] = site.trash_status.pop(order["id"], "pending")
+        self._set_modified(site, order)
+        self.engine.fire(site, "untrashed_post", order["id"], home_url(request, site.name))
+        return JSONResponse(order)
+
+    async def webhook_deliveries(self, request: Request):
+        return JSONResponse(self.engine.report(request.path_params["site"]))
+
+    async def webhook_config(self, request: Request):
+        name = request.path_params["site"]
+        if request.method == "POST":
+            try:
+                return JSONResponse(self.engine.set_config(name, await request.json()))
+            except (ValueError, TypeError) as exc:
+                return JSONResponse({"error": str(exc)}, status_code=400)
+        return JSONResponse(self.engine.config(name))
 
 
 def create_app(options: dict | None = None) -> Starlette:
@@ -256,6 +348,10 @@ def create_app(options: dict | None = None) -> Starlette:
         Route("/_sandbox/sites/{site}/orders", emu.seed_orders, methods=["POST"]),
         Route("/_sandbox/sites/{site}/orders/{id:int}/touch", emu.touch_order, methods=["POST"]),
         Route("/_sandbox/sites/{site}/orders/{id:int}/refunds", emu.create_refund, methods=["POST"]),
+        Route("/_sandbox/sites/{site}/orders/{id:int}", emu.trash_order, methods=["DELETE"]),
+        Route("/_sandbox/sites/{site}/orders/{id:int}/untrash", emu.untrash_order, methods=["POST"]),
+        Route("/_sandbox/sites/{site}/webhooks/deliveries", emu.webhook_deliveries, methods=["GET"]),
+        Route("/_sandbox/sites/{site}/webhooks/config", emu.webhook_config, methods=["GET", "POST"]),
         Route("/site/{site}/wp-json/{rest:path}", emu.wc_api,
               methods=["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]),
     ])

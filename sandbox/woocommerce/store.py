@@ -3,7 +3,8 @@
 Each site has its own API keys, its own post-id sequence (orders and refunds
 share it, as WP posts / HPOS order ids do), its own order-item-id sequence
 (line, shipping, tax and coupon items share ``woocommerce_order_items``), and
-stable ids for customers, products and tax rates.
+stable ids for customers, products and tax rates, plus its webhooks and the
+status each trashed order had before it was trashed.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class Site:
     customers: dict[str, int] = field(default_factory=dict)
     products: dict[str, int] = field(default_factory=dict)
     tax_rates: dict[tuple, int] = field(default_factory=dict)
+    # Webhooks live in their own table (wc_webhooks) with their own id sequence.
+    webhooks: dict = field(default_factory=dict)          # id -> webhooks.Webhook
+    next_webhook_id: int = 1
+    trash_status: dict[int, str] = field(default_factory=dict)  # _wp_trash_meta_status per trashed order
 
     def post_id(self, wanted: int | None = None) -> int:
         """Next post id; honours ``wanted`` (the spec's order number) if it is still ahead."""

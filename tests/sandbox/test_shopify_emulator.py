@@ -287,7 +287,7 @@ def _expected_total(spec: dict) -> Decimal:
 
 
 def test_two_hundred_generated_orders_balance_to_the_cent(box):
-    specs = generate_orders(seed=11, count=200)
+    specs = generate_orders(seed=11, count=200, variety=False)  # plain orders; variety: test_variety_shopify.py
     box.seed(specs)
     box.configure(bucket_size=1_000_000, restore_rate=1_000_000, fill=True)
     nodes = []
@@ -321,7 +321,7 @@ def test_two_hundred_generated_orders_balance_to_the_cent(box):
 # --- the page query of notes §1, schema conformance, lookups ---------------------------------
 
 def test_invoicing_page_query_validates_and_answers_every_field(box):
-    specs = generate_orders(seed=12, count=6, gateways=("stripe",))
+    specs = generate_orders(seed=12, count=6, gateways=("stripe",), variety=False)
     box.seed(specs)
     schema = get_schema()
     assert validate(schema, parse(PAGE_QUERY)) == []
@@ -502,7 +502,7 @@ def _run_bulk(box: Shopify, group: bool = False) -> dict:
 
 
 def test_bulk_query_writes_jsonl_with_parent_ids_after_their_parents(box):
-    specs = generate_orders(seed=22, count=12)
+    specs = generate_orders(seed=22, count=12, variety=False)
     box.seed(specs)
     op = _run_bulk(box)
     assert "response-content-disposition" in op["url"] and f"bulk-{op['id'].rsplit('/', 1)[1]}.jsonl" in \
@@ -603,3 +603,28 @@ def test_cost_debug_header_breaks_the_requested_cost_down_per_field(box):
     assert fields[("orders", "nodes", "lineItems")] == {"path": ["orders", "nodes", "lineItems"], "definedCost": 2,
                                                         "requestedTotalCost": 7, "requestedChildrenCost": 5}
     assert fields[("orders", "nodes", "id")]["definedCost"] == 0
+
+
+def test_cancelling_an_authorized_order_voids_it_and_moves_updated_at(box):
+    spec = generate_orders(seed=27, count=1)[0]
+    spec["financial_status"] = "authorized"
+    box.seed([spec])
+    legacy = box.gql("{ orders(first: 1) { nodes { legacyResourceId } } }")["data"]["orders"]["nodes"][0]["legacyResourceId"]
+    box.control("POST", f"shops/{SHOP}/orders/{legacy}/cancel", json={"reason": "fraud", "cancelled_at": "2030-01-02T00:00:00Z"})
+    order = box.gql("""{ orders(first: 1) { nodes { cancelledAt cancelReason closed updatedAt displayFinancialStatus
+        transactions(first: 5) { kind parentTransaction { kind } } } } }""")["data"]["orders"]["nodes"][0]
+    assert (order["cancelledAt"], order["cancelReason"], order["closed"], order["displayFinancialStatus"]) == \
+        ("2030-01-02T00:00:00Z", "FRAUD", True, "VOIDED")
+    assert order["updatedAt"] == "2030-01-02T00:00:00Z"
+    assert [(t["kind"], t["parentTransaction"] and t["parentTransaction"]["kind"]) for t in order["transactions"]] == \
+        [("AUTHORIZATION", None), ("VOID", "AUTHORIZATION")]
+
+
+def test_without_read_all_orders_only_the_last_60_days_are_visible(box):
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    old = generate_orders(seed=28, count=1, start=now.replace(year=now.year - 1))[0]
+    recent_spec = generate_orders(seed=29, count=1, first_number=2001)[0]
+    box.seed([old, recent_spec])
+    box.configure(visible_days=60)
+    names = [n["name"] for n in _all_pages(box, {"first": 10})]
+    assert names == ["#2001"]
