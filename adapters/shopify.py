@@ -267,7 +267,26 @@ class ShopifySource:
                 raise SourceError(self.store, f"could not complete order {node.get('name')}: {exc}") from exc
             node = {**node, "shippingLines": {"nodes": more["shippingLines"]["nodes"]},
                     "transactions": more["transactions"], "refunds": more["refunds"]}
+        if node.get("refunds"):
+            node = self._refund_details(node)
         return node
+
+    def _refund_details(self, node: dict) -> dict:
+        """Replace the refund summaries with what each refund gave back (lines, shipping, gateway)."""
+        if len(node["refunds"]) > 5:
+            raise SourceError(self.store, f"order {node.get('name')} has {len(node['refunds'])} refunds; more than 5"
+                              " per order is not read yet, so it is not booked", retryable=False)
+        try:
+            refunds = self._execute(self.queries.refund_details, {"id": node["id"]}, "OrderRefunds")["order"]["refunds"]
+        except SourceError:
+            raise
+        except Exception as exc:
+            raise SourceError(self.store, f"could not read the refunds of order {node.get('name')}: {exc}") from exc
+        for refund in refunds:
+            if refund["refundLineItems"]["pageInfo"]["hasNextPage"]:
+                raise SourceError(self.store, f"a refund of order {node.get('name')} has more than 20 lines; not"
+                                  " read yet, so the order is not booked", retryable=False)
+        return {**node, "refunds": refunds}
 
     def _complete_lines(self, node: dict) -> dict:
         lines = node.get("lineItems") or {}

@@ -85,6 +85,7 @@ class Documents:
     by_id: str
     more_lines: str
     more_lists: str
+    refund_details: str
 
 
 @lru_cache(maxsize=2)
@@ -124,6 +125,18 @@ query OrderLists($id: ID!) {{
     transactions(first: 100) {{ id kind status gateway test processedAt createdAt amountSet {{ {money} }}
       parentTransaction {{ id }} }}
     refunds(first: 100) {{ id createdAt note totalRefundedSet {{ {money} }} }}
+  }}
+}}""",
+        # Asked only for orders that have refunds: what was given back, line by line (~150 points each).
+        refund_details=f"""
+query OrderRefunds($id: ID!) {{
+  order(id: $id) {{
+    refunds(first: 5) {{ id createdAt note totalRefundedSet {{ {money} }}
+      refundLineItems(first: 20) {{ pageInfo {{ hasNextPage }}
+        nodes {{ lineItem {{ id }} quantity subtotalSet {{ {money} }} totalTaxSet {{ {money} }} }} }}
+      refundShippingLines(first: 3) {{ nodes {{ subtotalAmountSet {{ {money} }} taxAmountSet {{ {money} }} }} }}
+      transactions(first: 3) {{ nodes {{ kind status gateway }} }}
+    }}
   }}
 }}"""
     )

@@ -15,7 +15,7 @@ from decimal import Decimal
 
 from connector.errors import MappingError
 from connector.model import (Address, Customer, Discount, FeeLine, FinancialStatus, Fulfillment, FulfillmentStatus,
-                             Line, Money, Order, OtherMoney, Refund, ShippingLine, TaxLine, Transaction,
+                             Line, Money, Order, OtherMoney, Refund, RefundLine, ShippingLine, TaxLine, Transaction,
                              TransactionKind)
 
 FINANCIAL = {
@@ -158,11 +158,7 @@ def map_order(node: dict, store: str, *, money: str = "shop") -> Order:
             fulfillment_status=FULFILLMENT.get(node.get("displayFulfillmentStatus") or "",
                                                FulfillmentStatus.UNFULFILLED),
             transactions=tuple(t for t in (_transaction(x, which) for x in node.get("transactions") or []) if t),
-            refunds=tuple(
-                Refund(r["id"].rsplit("/", 1)[-1], _dt(r["createdAt"]), _money(r["totalRefundedSet"], which),
-                       r.get("note"))
-                for r in node.get("refunds") or []
-            ),
+            refunds=tuple(_refund(r, which) for r in node.get("refunds") or []),
             fulfillments=tuple(
                 Fulfillment(f["id"].rsplit("/", 1)[-1], (f.get("status") or "").lower(), _dt(f.get("createdAt")),
                             tuple(t["number"] for t in f.get("trackingInfo") or [] if t.get("number")))
@@ -187,6 +183,24 @@ def map_order(node: dict, store: str, *, money: str = "shop") -> Order:
         if not remainder.is_zero() and remainder.amount > 0:
             order = _with_order_discount(order, remainder)
     return order
+
+
+def _refund(refund: dict, which: str) -> Refund:
+    """A refund; with the details query, also its lines, shipping and the gateway that paid it back."""
+    amount = _money(refund["totalRefundedSet"], which)
+    lines = tuple(
+        RefundLine(item["lineItem"]["id"].rsplit("/", 1)[-1], int(item["quantity"]), _money(item["subtotalSet"], which),
+                   _money(item.get("totalTaxSet"), which))
+        for item in _nodes(refund.get("refundLineItems")))
+    shipping_lines = _nodes(refund.get("refundShippingLines"))
+    shipping = None
+    if shipping_lines:
+        shipping = Money.zero(amount.currency)
+        for ship in shipping_lines:
+            shipping = shipping + _money(ship["subtotalAmountSet"], which)
+    gateways = [t.get("gateway") for t in _nodes(refund.get("transactions")) if t.get("kind") == "REFUND"]
+    return Refund(refund["id"].rsplit("/", 1)[-1], _dt(refund["createdAt"]), amount, refund.get("note"),
+                  lines, shipping, gateways[0] if gateways else None)
 
 
 def _tips(node: dict, which: str) -> tuple[FeeLine, ...]:
