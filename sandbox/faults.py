@@ -1,8 +1,9 @@
 """Fault injection shared by the four emulators: latency, error rates, hangs, dropped connections.
 
 An ASGI middleware in front of an emulator app. Rules come from the
-emulator's start-up options (``{"faults": [...]}``) and from
-``POST /_sandbox/chaos`` at run time (``GET`` lists them, ``DELETE`` clears).
+emulator's start-up options (``--options '{"<system>": {"chaos": {"faults":
+[...], "seed": 1}}}'``) and from ``POST /_sandbox/chaos`` at run time
+(``GET`` lists them, ``DELETE`` clears).
 A rule::
 
     {"path": "/graphql.json",      # substring of the request path ("" = every vendor route)
