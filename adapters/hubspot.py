@@ -1,101 +1,258 @@
-"""HubSpot CRM adapter on the official ``hubspot-api-client`` SDK.
+"""HubSpot CRM adapter on the official ``hubspot-api-client`` 12.0.0 SDK.
 
-Contacts are written with ``batch/upsert`` by email, 100 per call, after
-de-duplicating emails within the batch (HubSpot rejects two inputs that
-resolve to one record; ../shared/notes/hubspot.md §2.1). The SDK only
-retries POSTs when ``allowed_methods=None`` (§6); upserts are idempotent, so
-retrying them is safe. After each call the ``X-HubSpot-RateLimit-*`` headers
-tell how much of the 10-second window is left; when it runs low we wait for
-the window rather than collect 429s (§4).
+Objects are written with ``batch/upsert`` by a unique property (contacts by
+email, deals and line items by the connector's own keys), 100 inputs per call
+(../shared/notes/hubspot.md §3). Every input carries an ``objectWriteTraceId``
+(its key), so one bad input gives a 207 naming it instead of failing the whole
+batch (§2.1, HubSpot error-handling docs); the errors are matched back to keys.
+The SDK only retries POSTs when ``allowed_methods=None`` (§6); upserts, updates
+and association creates are idempotent, so retrying them is safe. After each
+call the ``X-HubSpot-RateLimit-*`` headers tell how much of the 10-second window
+is left; when it runs low we wait for the window rather than collect 429s (§4).
+Search has its own 5 requests/s limit and no headers, so it is paced here.
+
+The API path is configurable (§0: v3/v4 are "legacy"): ``api_version: 2026-03``
+rewrites the SDK's ``/crm/v3/objects`` to ``/crm/objects/2026-03`` and so on.
 
 Recovery table:
-| what happens                    | what this module does                            |
-|---------------------------------|--------------------------------------------------|
+| what happens                    | what this module does                                      |
+|---------------------------------|------------------------------------------------------------|
 | 429 / 5xx                       | urllib3 retries honouring Retry-After, then RetryableError |
-| 401                             | PermanentError: the token is wrong or revoked     |
-| 400 VALIDATION_ERROR            | PermanentError with HubSpot's message             |
-| 207 partial                     | per-contact results; failed emails get the error  |
+| 401 / 403                       | PermanentError: the token is wrong, revoked or lacks a scope |
+| 409 CONFLICT                    | PermanentError naming the record that already holds the value |
+| 400 VALIDATION_ERROR            | PermanentError with HubSpot's message                      |
+| 207 partial                     | a result per key; failed keys carry HubSpot's error         |
+| key missing from the answer     | RetryableError for that key (the next attempt upserts again) |
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import time
 from dataclasses import dataclass
 
 from hubspot import HubSpot
-from hubspot.crm.contacts import BatchInputSimplePublicObjectBatchInputUpsert, SimplePublicObjectBatchInputUpsert
+from hubspot.discovery.discovery_base import DiscoveryBase
 from urllib3.util.retry import Retry
 
 from connector.errors import PermanentError, RetryableError
 
-BATCH_LIMIT = 100
+BATCH_LIMIT = 100  # notes §3: 101 inputs give 400 VALIDATION_ERROR
+SEARCH_INTERVAL = 0.25  # notes §4: search allows 5 requests/s per account; stay under it
+PACKAGES = {"contacts": "hubspot.crm.contacts", "deals": "hubspot.crm.deals", "line_items": "hubspot.crm.line_items"}
+# Notes §2.4, SDK constants: deal->contact 3, contact->deal 4, deal->line_item 19, line_item->deal 20.
+DEAL_TO_CONTACT, DEAL_TO_LINE_ITEM = 3, 19
+RETRYABLE_CATEGORIES = {"RATE_LIMIT", "RATE_LIMITS", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT", "LOCKED"}
 
 
 @dataclass(frozen=True)
-class ContactResult:
-    email: str
-    contact_id: str | None
+class WriteResult:
+    """How one keyed input of a batch ended."""
+
+    key: str
+    object_id: str | None
     created: bool = False
     error: Exception | None = None
 
 
+def path_rewriter(api_version: str):
+    """An SDK ``api_factory`` sending the legacy paths to a date-versioned API (notes §0)."""
+    if api_version == "legacy":
+        return None
+    moves = (("/crm/v3/objects/", f"/crm/objects/{api_version}/"),
+             ("/crm/v3/properties/", f"/crm/properties/{api_version}/"),
+             ("/crm/v3/pipelines/", f"/crm/pipelines/{api_version}/"),
+             ("/crm/v4/associations/", f"/crm/associations/{api_version}/"))
+
+    def factory(package, api_name, config):
+        api = DiscoveryBase._default_api_factory(package, api_name, config)
+        client, send = api.api_client, api.api_client.request
+
+        def request(method, url, *args, **kwargs):
+            for old, new in moves:
+                if old in url:
+                    url = url.replace(old, new, 1)
+                    break
+            return send(method, url, *args, **kwargs)
+
+        client.request = request
+        return api
+
+    return factory
+
+
 class HubSpotTarget:
-    """Write contacts (and later deals and line items) to one HubSpot account."""
+    """Write contacts, deals, line items and associations to one HubSpot account."""
 
     system = "hubspot"
 
     def __init__(self, settings):
         self.calls = 0
         self.timeout = settings.timeout_seconds
+        self._last_search = 0.0
+        self._apis: dict[tuple, object] = {}
         self._client = HubSpot(
             access_token=settings.access_token.get_secret_value(),
             host=settings.host,
             retry=Retry(total=5, status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
                         backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=True),
+            api_factory=path_rewriter(getattr(settings, "api_version", "legacy")),
         )
 
-    def upsert_contacts(self, contacts: dict[str, dict[str, str]]) -> dict[str, ContactResult]:
-        """Upsert ``{email: properties}``; return a result per email."""
-        results: dict[str, ContactResult] = {}
-        emails = sorted(contacts)
-        for start in range(0, len(emails), BATCH_LIMIT):
-            chunk = emails[start:start + BATCH_LIMIT]
-            results.update(self._upsert_chunk(chunk, contacts))
+    def _api(self, *path: str):
+        """A typed SDK API, built once (each discovery lookup builds a new client and pool)."""
+        if path not in self._apis:
+            api = self._client.crm
+            for part in path:
+                api = getattr(api, part)
+            self._apis[path] = api
+        return self._apis[path]
+
+    def _send(self, call, *args, **kwargs):
+        """One request: count it, pace by the rate headers, classify a failure."""
+        self.calls += 1
+        data, _status, headers = call(*args, _request_timeout=(5, self.timeout), **kwargs)
+        self._pace(headers)
+        return data
+
+    # -- objects ------------------------------------------------------------
+    def upsert(self, object_type: str, records: dict[str, dict[str, str]], id_property: str) -> dict[str, WriteResult]:
+        """Upsert ``{key: properties}`` by the unique ``id_property``; a result per key."""
+        return self._write(object_type, records, id_property, "upsert")
+
+    def update(self, object_type: str, records: dict[str, dict[str, str]], id_property: str) -> dict[str, WriteResult]:
+        """Update existing records found by the unique ``id_property``; a result per key."""
+        return self._write(object_type, records, id_property, "update")
+
+    def _write(self, object_type, records, id_property, op) -> dict[str, WriteResult]:
+        keys = list(dict.fromkeys(records))
+        results: dict[str, WriteResult] = {}
+        for start in range(0, len(keys), BATCH_LIMIT):
+            results.update(self._write_chunk(object_type, keys[start:start + BATCH_LIMIT], records, id_property, op))
         return results
 
-    def _upsert_chunk(self, emails: list[str], contacts: dict[str, dict[str, str]]) -> dict[str, ContactResult]:
-        body = BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
-            SimplePublicObjectBatchInputUpsert(id=email, id_property="email", properties=contacts[email])
-            for email in emails
-        ])
-        self.calls += 1
+    def _write_chunk(self, object_type, keys, records, id_property, op) -> dict[str, WriteResult]:
+        models = importlib.import_module(PACKAGES[object_type])
+        if op == "upsert":
+            body = models.BatchInputSimplePublicObjectBatchInputUpsert(inputs=[
+                models.SimplePublicObjectBatchInputUpsert(id=key, id_property=id_property, properties=records[key],
+                                                          object_write_trace_id=key) for key in keys])
+            call = self._api(object_type, "batch_api").upsert_with_http_info
+        else:
+            body = models.BatchInputSimplePublicObjectBatchInput(inputs=[
+                models.SimplePublicObjectBatchInput(id=key, id_property=id_property, properties=records[key],
+                                                    object_write_trace_id=key) for key in keys])
+            call = self._api(object_type, "batch_api").update_with_http_info
         try:
-            data, status, headers = self._client.crm.contacts.batch_api.upsert_with_http_info(
-                body, _request_timeout=(5, self.timeout))
+            data = self._send(call, body)
         except Exception as exc:  # each SDK package has its own ApiException class (notes §6)
-            error = _classify(exc)
-            return {email: ContactResult(email, None, error=error) for email in emails}
-        self._pace(headers)
-        results = {}
+            error = classify(exc, object_type)
+            return {key: WriteResult(key, None, error=error) for key in keys}
+        wanted = {_fold(object_type, id_property, k): k for k in keys}
+        results: dict[str, WriteResult] = {}
         for record in data.results or []:
-            email = (record.properties or {}).get("email") or record.id
-            results[email.lower()] = ContactResult(email.lower(), record.id, bool(getattr(record, "new", False)))
+            trace = getattr(record, "object_write_trace_id", None)
+            value = (record.properties or {}).get(id_property) or ""
+            key = trace if trace in records else wanted.get(_fold(object_type, id_property, value))
+            if key is not None:
+                results[key] = WriteResult(key, record.id, bool(getattr(record, "new", False)))
         for error in getattr(data, "errors", None) or []:
-            failed = [v for values in (error.context or {}).values() for v in values] or emails
-            for email in failed:
-                if email.lower() in contacts and email.lower() not in results:
-                    results[email.lower()] = ContactResult(email.lower(), None, error=PermanentError(
-                        f"HubSpot refused contact {email}: {error.message}", system="hubspot",
-                        code=error.category, what_to_do="correct the contact data in the store, then replay"))
-        for email in emails:
-            results.setdefault(email, ContactResult(email, None, error=RetryableError(
-                f"HubSpot did not return contact {email} in the batch answer", system="hubspot")))
+            for key in _error_keys(error, keys, wanted, object_type, id_property):
+                if key not in results:
+                    results[key] = WriteResult(key, None, error=_item_error(error, object_type, key))
+        for key in keys:
+            results.setdefault(key, WriteResult(key, None, error=RetryableError(
+                f"HubSpot did not return {object_type} {key} in the batch answer", system="hubspot")))
         return results
+
+    # -- properties and pipelines --------------------------------------------
+    def ensure_property(self, object_type: str, name: str, label: str, *, unique: bool = False,
+                        number: bool = False) -> None:
+        """Create the custom property ``name`` unless it exists (409 = created meanwhile: fine)."""
+        core = self._api("properties", "core_api")
+        try:
+            definition = self._send(core.get_by_name_with_http_info, object_type, name)
+        except Exception as exc:
+            if getattr(exc, "status", None) != 404:
+                raise classify(exc, object_type) from None
+        else:
+            if unique and not definition.has_unique_value:
+                raise PermanentError(
+                    f"the HubSpot {object_type} property '{name}' exists but does not require unique values, so "
+                    "the connector cannot upsert by it", system="hubspot", code="non_unique_property",
+                    what_to_do=f"name another property in the hubspot settings (it will be created), or recreate "
+                               f"'{name}' with 'require unique values' on")
+            return
+        from hubspot.crm.properties import PropertyCreate
+        group = {"contacts": "contactinformation", "deals": "dealinformation"}.get(object_type, "lineiteminformation")
+        create = PropertyCreate(name=name, label=label, type="number" if number else "string",
+                                field_type="number" if number else "text", group_name=group,
+                                has_unique_value=unique, description="Written by o2c-connector")
+        try:
+            self._send(core.create_with_http_info, object_type, create)
+        except Exception as exc:
+            if getattr(exc, "status", None) != 409:
+                raise classify(exc, object_type) from None
+
+    def deal_pipelines(self) -> dict[str, list[str]]:
+        """``{pipeline id: [stage ids]}`` of the account's deal pipelines."""
+        try:
+            data = self._send(self._api("pipelines", "pipelines_api").get_all_with_http_info, "deals")
+        except Exception as exc:
+            raise classify(exc, "deal pipelines") from None
+        return {p.id: [s.id for s in p.stages or []] for p in data.results or []}
+
+    # -- search ---------------------------------------------------------------
+    def find_contact_by_phone(self, phone: str) -> str | None:
+        """The oldest contact whose ``phone`` equals ``phone``, or None."""
+        from hubspot.crm.contacts import Filter, FilterGroup, PublicObjectSearchRequest
+        wait = self._last_search + SEARCH_INTERVAL - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        request = PublicObjectSearchRequest(
+            filter_groups=[FilterGroup(filters=[Filter(property_name="phone", operator="EQ", value=phone)])],
+            properties=["email", "phone"], sorts=["createdate"], limit=1)
+        try:
+            data = self._send(self._api("contacts", "search_api").do_search_with_http_info, request)
+        except Exception as exc:
+            raise classify(exc, "contacts") from None
+        finally:
+            self._last_search = time.monotonic()
+        return data.results[0].id if data.results else None
+
+    # -- associations v4 ----------------------------------------------------------
+    def associate(self, from_type: str, to_type: str, type_id: int,
+                  pairs: list[tuple[str, str]]) -> dict[tuple[str, str], Exception | None]:
+        """Create typed associations in batches of 100; ``{(from id, to id): None or the error}``."""
+        from hubspot.crm.associations.v4 import (AssociationSpec, BatchInputPublicAssociationMultiPost,
+                                                 PublicAssociationMultiPost, PublicObjectId)
+        pairs = list(dict.fromkeys(pairs))
+        outcome: dict[tuple[str, str], Exception | None] = {}
+        api = self._api("associations", "v4", "batch_api")
+        for start in range(0, len(pairs), BATCH_LIMIT):
+            chunk = pairs[start:start + BATCH_LIMIT]
+            body = BatchInputPublicAssociationMultiPost(inputs=[PublicAssociationMultiPost(
+                _from=PublicObjectId(id=a), to=PublicObjectId(id=b),
+                types=[AssociationSpec(association_category="HUBSPOT_DEFINED", association_type_id=type_id)])
+                for a, b in chunk])
+            try:
+                data = self._send(api.create_with_http_info, from_type, to_type, body)
+            except Exception as exc:
+                error = classify(exc, "associations")
+                outcome.update({pair: error for pair in chunk})
+                continue
+            outcome.update({pair: None for pair in chunk})
+            for error in getattr(data, "errors", None) or []:
+                named = {str(v) for values in (error.context or {}).values() for v in values}
+                hit = [p for p in chunk if p[0] in named or p[1] in named] or chunk
+                for pair in hit:
+                    outcome[pair] = _item_error(error, f"{from_type}->{to_type} association", f"{pair[0]}->{pair[1]}")
+        return outcome
 
     @staticmethod
     def _pace(headers) -> None:
-        """Wait out the rest of the 10-second window when (almost) nothing is left of it."""
+        """Wait out the rest of the 10-second window when (almost) nothing is left of it (notes §4)."""
         if not headers:
             return
         remaining = headers.get("X-HubSpot-RateLimit-Remaining")
@@ -104,18 +261,62 @@ class HubSpotTarget:
             time.sleep(int(interval) / 1000)
 
 
-def _classify(exc: Exception) -> Exception:
+def _fold(object_type: str, id_property: str, value: str) -> str:
+    # HubSpot stores and compares contact emails lower-cased (notes §2.1).
+    return value.strip().lower() if object_type == "contacts" and id_property == "email" else value
+
+
+def _error_keys(error, keys, wanted, object_type, id_property) -> list[str]:
+    """The keys a 207 error is about: by ``objectWriteTraceId`` or id in its context, else all."""
+    context = error.context or {}
+    named = [v for name in ("objectWriteTraceId", "ids", "id") for v in context.get(name) or []]
+    found = [wanted[_fold(object_type, id_property, v)] for v in named if _fold(object_type, id_property, v) in wanted]
+    return found or list(keys)
+
+
+def _item_error(error, what: str, key: str) -> Exception:
+    category = getattr(error, "category", None) or ""
+    message = f"HubSpot refused {what} {key}: {error.message}"
+    if category in RETRYABLE_CATEGORIES:
+        return RetryableError(message, system="hubspot", code=category)
+    return PermanentError(message, system="hubspot", code=category or None,
+                          what_to_do="correct what HubSpot names (the order's data, or the hubspot settings "
+                                     "such as deal_stages), then replay")
+
+
+def classify(exc: Exception, what: str = "request") -> Exception:
+    """An SDK or transport exception -> the connector's error with its intent (recovery table)."""
     status = getattr(exc, "status", None)
     body = getattr(exc, "body", None)
     try:
-        message = json.loads(body).get("message") if body else str(exc)
-    except (ValueError, AttributeError):
-        message = str(body)[:300]
+        parsed = json.loads(body) if body else {}
+        message = parsed.get("message") or str(exc)
+        category = parsed.get("category") or parsed.get("errorType")
+    except (ValueError, AttributeError, TypeError):
+        message, category = (str(body)[:300] if body else str(exc)), None
     if status == 401:
         return PermanentError(f"HubSpot rejected the access token: {message}", system="hubspot", status=401,
                               what_to_do="check hubspot.access_token (a private app or service key token)")
+    if status == 403:
+        return PermanentError(f"HubSpot refused access ({what}): {message}", system="hubspot", status=403,
+                              code=category, what_to_do="give the app the crm.objects contacts, deals and "
+                              "line_items read/write scopes (and crm.schemas read/write for properties), then replay")
+    if status == 409:
+        return PermanentError(f"HubSpot reports a conflict writing {what}: {message}", system="hubspot", status=409,
+                              code=category or "CONFLICT",
+                              what_to_do="another HubSpot record already holds this unique value (email or order "
+                                         "key): merge or delete the duplicate in HubSpot, then replay")
     if status in (None, 429) or (status and status >= 500):
-        return RetryableError(f"HubSpot is unavailable or rate limiting: {message}", system="hubspot",
-                              status=status)
-    return PermanentError(f"HubSpot refused the request (HTTP {status}): {message}", system="hubspot",
-                          status=status, what_to_do="read HubSpot's message; fix the data or mapping, then replay")
+        retry_after = None
+        headers = getattr(exc, "headers", None) or {}
+        try:
+            retry_after = float(headers.get("Retry-After")) if headers.get("Retry-After") else None
+        except (TypeError, ValueError):
+            pass
+        if status == 429 and "daily" in str(message).lower():
+            retry_after = max(retry_after or 0, 3600)  # notes §4: DAILY is not retried until the reset
+        return RetryableError(f"HubSpot is unavailable or rate limiting ({what}): {message}", system="hubspot",
+                              status=status, retry_after=retry_after)
+    return PermanentError(f"HubSpot refused {what} (HTTP {status}): {message}", system="hubspot",
+                          status=status, code=category,
+                          what_to_do="read HubSpot's message; fix the data or the hubspot settings, then replay")

@@ -12,9 +12,13 @@ Recovery table:
 |---------------------------------------|-------------------------------------------------|
 | 429 / 5xx / connection errors         | the session retries (urllib3, Retry-After), then RetryableError |
 | 401                                   | refresh the token once and retry, then PermanentError |
+| 429 after the session's retries       | RetryableError, retry after 60 s (notes §3: "wait 60 seconds") |
 | Fault 6240 Duplicate Name             | the caller finds the existing customer and binds it |
+| Fault 5010 Stale Object               | PermanentError code 5010; the caller re-reads and retries once |
+| Fault 6000 on a currency              | PermanentError code currency_not_enabled: turn the currency on |
 | Fault 2000-6999 (validation)          | PermanentError with QuickBooks' message and what to fix |
 | a write whose answer was lost         | the same ``requestid`` is sent again; QuickBooks replays the answer |
+| a batch item's Fault                  | the same classification, per item (:meth:`QuickBooksTarget.batch`) |
 """
 
 from __future__ import annotations
@@ -35,6 +39,11 @@ from connector.errors import PermanentError, RetryableError
 _MARK = "__o2c_decimal__"
 _NUMBER = re.compile(r'"' + _MARK + r'(-?[0-9]+(?:\.[0-9]+)?)"')
 DUPLICATE_NAME = 6240
+STALE_OBJECT = 5010
+_LOWER_CODE = re.compile(r'"code"\s*:\s*"?(\d+)"?')
+_LOWER_MESSAGE = re.compile(r'"message"\s*:\s*"([^"]*)"')
+BATCH_MAX = 30  # notes §2.2: 30 payloads per batch
+THROTTLE_WAIT = 60  # notes §3: "wait 60 seconds before retrying"
 
 
 def to_qbo_json(body: dict) -> str:
@@ -105,14 +114,7 @@ class QuickBooksTarget:
                 raise RetryableError(f"QuickBooks could not be reached: {exc}", system="quickbooks") from exc
 
     def _classify(self, exc: QuickbooksException) -> Exception:
-        code = exc.error_code
-        status = self.last_status
-        if code == 10000 or status in (429, 500, 502, 503, 504):
-            return RetryableError(f"QuickBooks is unavailable or throttling (HTTP {status}): {exc.message}",
-                                  system="quickbooks", status=status, code=str(code))
-        detail = f"{exc.message}: {exc.detail}" if exc.detail else exc.message
-        return PermanentError(f"QuickBooks fault {code}: {detail}", system="quickbooks", status=status,
-                              code=str(code), what_to_do=_what_to_do(code))
+        return classify(exc.error_code, exc.message, exc.detail, self.last_status)
 
     def query(self, sql: str) -> dict:
         return self._call(lambda qb: qb.query(sql)).get("QueryResponse", {})
@@ -121,6 +123,56 @@ class QuickBooksTarget:
         """Create ``entity`` with a deterministic ``requestid``; return the created object."""
         answer = self._call(lambda qb: qb.create_object(entity, to_qbo_json(body), request_id=request_id))
         return answer[entity]
+
+    def read(self, entity: str, object_id: str) -> dict:
+        return self._call(lambda qb: qb.get_single_object(entity, object_id))[entity]
+
+    def update(self, entity: str, body: dict, request_id: str, *, void: bool = False) -> dict:
+        """Sparse update (or void) of an existing object; ``body`` carries ``Id`` and ``SyncToken``.
+
+        Void: Invoice ``operation=void``; Payment/SalesReceipt ``include=void`` (notes §0).
+        """
+        params = None
+        if void:
+            params = {"operation": "void"} if entity == "Invoice" else {"operation": "update", "include": "void"}
+        answer = self._call(lambda qb: qb.update_object(entity, to_qbo_json(body), request_id=request_id,
+                                                        params=params))
+        return answer[entity]
+
+    def batch(self, items: list[tuple[str, str, dict]], request_id: str) -> dict[str, dict | Exception]:
+        """Create up to 30 objects in one call: ``[(bId, entity, body)]`` -> ``{bId: object or error}``.
+
+        The batch carries a deterministic ``requestid`` (≤ 36 chars) and ``bId``s of
+        ≤ 10 chars, so a lost answer is replayed, not booked twice (notes §2.2, §2.5).
+        python-quickbooks' ``batch_operation`` cannot send a requestid, so the body goes
+        through the SDK's own ``post`` with one.
+        """
+        if len(items) > BATCH_MAX or len(request_id) > 36 or any(len(b) > 10 for b, _, _ in items):
+            raise ValueError("a batch holds at most 30 items, a requestid of 36 and bIds of 10 characters")
+        body = {"BatchItemRequest": [{"bId": bid, "operation": "create", entity: obj} for bid, entity, obj in items]}
+
+        def send(qb):
+            url = f"{qb.api_url}/company/{qb.company_id}/batch"
+            return qb.post(url, to_qbo_json(body), request_id=request_id)
+        answer = self._call(send)
+        results: dict[str, dict | Exception] = {}
+        for item in answer.get("BatchItemResponse", []):
+            bid = str(item.get("bId"))
+            fault = item.get("Fault")
+            if fault:
+                error = (fault.get("Error") or [{}])[0]
+                results[bid] = classify(_int(error.get("code")), error.get("Message", ""), error.get("Detail"), 200)
+                continue
+            entity = next((e for _, e, _ in items if e in item), None)
+            results[bid] = item[entity] if entity else RetryableError(
+                f"QuickBooks answered batch item {bid} without an object", system="quickbooks")
+        for bid, _, _ in items:
+            results.setdefault(bid, RetryableError(f"QuickBooks did not answer batch item {bid}",
+                                                   system="quickbooks"))
+        return results
+
+    def preferences(self) -> dict:
+        return self._call(lambda qb: qb.get(f"{qb.api_url}/company/{qb.company_id}/preferences"))["Preferences"]
 
     # -- lookups ------------------------------------------------------------
     def find_customer(self, *, email: str | None = None, display_name: str | None = None) -> dict | None:
@@ -138,24 +190,91 @@ class QuickBooksTarget:
     def find_items(self, names: list[str]) -> dict[str, str]:
         """``{name or sku: item id}`` for the items that exist, looked up 100 at a time."""
         found: dict[str, str] = {}
-        for start in range(0, len(names), 100):
-            chunk = names[start:start + 100]
-            values = ", ".join(f"'{quote(n)}'" for n in chunk)
-            for item in self.query(f"SELECT * FROM Item WHERE Name IN ({values}) MAXRESULTS 1000").get("Item", []):
-                found[item["Name"]] = item["Id"]
-                if item.get("Sku"):
-                    found.setdefault(item["Sku"], item["Id"])
+        for field in ("Name", "Sku"):  # by name first, then by SKU for what is left
+            left = [n for n in names if n not in found]
+            for start in range(0, len(left), 100):
+                values = ", ".join(f"'{quote(n)}'" for n in left[start:start + 100])
+                for item in self.query(f"SELECT *, Sku FROM Item WHERE {field} IN ({values}) MAXRESULTS 1000"
+                                       ).get("Item", []):
+                    found.setdefault(item["Name"], item["Id"])
+                    if item.get("Sku"):
+                        found.setdefault(item["Sku"], item["Id"])
         return found
 
     def find_by_doc_number(self, entity: str, doc_number: str) -> dict | None:
-        found = self.query(f"SELECT * FROM {entity} WHERE DocNumber = '{quote(doc_number)}'")
-        docs = found.get(entity) or []
-        return docs[0] if docs else None
+        found = self.find_by_doc_numbers(entity, [doc_number])
+        return found.get(doc_number)
+
+    def find_by_doc_numbers(self, entity: str, numbers: list[str]) -> dict[str, dict]:
+        """``{DocNumber: document}`` for the numbers that exist (one query per 100)."""
+        return self._find_in(entity, "DocNumber", numbers)
+
+    def find_payments(self, ref_nums: list[str]) -> list[dict]:
+        """Payments whose PaymentRefNum is one of ``ref_nums`` (the probe after a lost answer)."""
+        found = []
+        for start in range(0, len(ref_nums), 100):
+            values = ", ".join(f"'{quote(n)}'" for n in ref_nums[start:start + 100])
+            found += self.query(f"SELECT * FROM Payment WHERE PaymentRefNum IN ({values}) MAXRESULTS 1000"
+                                ).get("Payment", [])
+        return found
+
+    def find_named(self, entity: str, name: str) -> dict | None:
+        """An Account or PaymentMethod by its name (inactive ones too)."""
+        found = self.query(f"SELECT * FROM {entity} WHERE Name = '{quote(name)}'").get(entity) or []
+        return found[0] if found else None
+
+    def read_many(self, entity: str, ids: list[str]) -> dict[str, dict]:
+        return self._find_in(entity, "Id", ids)
+
+    def _find_in(self, entity: str, field: str, values: list[str]) -> dict[str, dict]:
+        found: dict[str, dict] = {}
+        for start in range(0, len(values), 100):
+            chunk = ", ".join(f"'{quote(v)}'" for v in values[start:start + 100])
+            for doc in self.query(f"SELECT * FROM {entity} WHERE {field} IN ({chunk}) MAXRESULTS 1000"
+                                  ).get(entity, []):
+                found.setdefault(str(doc[field]), doc)
+        return found
+
+
+def _int(value) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def classify(code, message: str, detail: str | None, status: int | None) -> Exception:
+    """One QuickBooks error -> an error whose type says what the engine does with it."""
+    if code == 10000 and status is not None and 400 <= status < 500 and status != 429:
+        # Intuit's lower-case envelope ({"fault": {"error": [...]}}, notes §1.1) is not parsed by
+        # python-quickbooks, which raises code 10000 with the body in the message: read the real code.
+        match = _LOWER_CODE.search(message or "")
+        if match:
+            code = int(match.group(1))
+            inner = _LOWER_MESSAGE.search(message or "")
+            message = inner.group(1) if inner else message
+    if status == 429 or code == 3001:
+        return RetryableError(f"QuickBooks is throttling this company (HTTP 429): {message}", system="quickbooks",
+                              status=429, code="3001", retry_after=THROTTLE_WAIT)
+    if code == 10000 or status in (500, 502, 503, 504):
+        return RetryableError(f"QuickBooks is unavailable (HTTP {status}): {message}",
+                              system="quickbooks", status=status, code=str(code))
+    text = f"{message}: {detail}" if detail else message
+    if code == 6000 and "currency" in text.lower():
+        return PermanentError(f"QuickBooks refused the currency: {text}", system="quickbooks", status=status,
+                              code="currency_not_enabled",
+                              what_to_do="turn on multicurrency and add this currency in QuickBooks (Account and "
+                                         "Settings > Advanced > Currency), or book the store in its shop "
+                                         "currency (book_in: shop); then replay")
+    return PermanentError(f"QuickBooks fault {code}: {text}", system="quickbooks", status=status,
+                          code=str(code), what_to_do=_what_to_do(code))
 
 
 def _what_to_do(code) -> str:
     hints = {
         2500: "a referenced customer or item no longer exists in QuickBooks; replay to look it up again",
+        2050: "a value is longer than QuickBooks allows; report this mapping bug (names are fitted)",
+        5010: "the document changed in QuickBooks meanwhile; check it there, then replay",
         6070: "a line's amount is not quantity x unit price; report this mapping bug",
         6140: "the document number is already used in QuickBooks; change the store's doc_number_prefix",
         6240: "another customer, vendor or employee has this name; rename one in QuickBooks, then replay",

@@ -1,149 +1,180 @@
-"""Runs the ``quickbooks.*`` steps: customer, invoice, payment.
+"""Runs the ``quickbooks.*`` steps: customer, invoice or sales receipt, payments, refunds, void.
 
-Each step follows the same named sequence: already bound? -> (after an
-attempt whose answer was lost) probe the target -> map -> create with a
-deterministic ``requestid`` -> bind at once. The binding, committed right
-after the create, is what makes the effect exactly-once (DESIGN.md
-guarantee 2); the ``requestid`` covers the window between the create and
-the binding.
+Each step follows the same named sequence (OCA's synchronizer): already
+bound? -> (after an attempt whose answer was lost) probe the target -> map
+-> create with a deterministic ``requestid`` (through the batch endpoint,
+30 at a time) -> bind at once -> compare the totals. The binding,
+committed right after the create, makes the effect exactly-once (DESIGN.md
+guarantee 2); the ``requestid`` and the probe cover the window between the
+create and the binding.
+
+| step                          | module                                   |
+|-------------------------------|------------------------------------------|
+| ``quickbooks.customer``       | :mod:`adapters.quickbooks_customers`     |
+| ``quickbooks.invoice`` / ``quickbooks.sales_receipt`` / ``quickbooks.void`` | :mod:`adapters.quickbooks_documents` |
+| ``quickbooks.payment:<txn>`` / ``quickbooks.refund:<id>`` | :mod:`adapters.quickbooks_payments` |
+
+Recovery table (per item; the engine turns error types into step states):
+| what happens                               | outcome                                            |
+|--------------------------------------------|----------------------------------------------------|
+| answer lost (crash, 5xx after the write)   | failed; next attempt probes DocNumber / PaymentRefNum and binds what it finds |
+| 429 throttling                             | failed, retried after 60 s                         |
+| 6240 duplicate name                        | the existing customer is found and bound           |
+| 5010 stale SyncToken on void               | re-read; retried once if only our own writes changed it, else dead ``held_for_review`` |
+| unknown SKU / tax code / account / currency | dead, ``what_to_do`` names the setting to fix      |
+| total differs from the store's             | done, event ``total_mismatch`` + binding details (≤ 1 cent: rounding line if configured) |
 """
 
 from __future__ import annotations
 
-from adapters.quickbooks import DUPLICATE_NAME, QuickBooksTarget
+import uuid
+from dataclasses import dataclass, field
+
+from adapters.quickbooks import BATCH_MAX, QuickBooksTarget
 from connector.errors import PermanentError, StepError
+from connector.planner import kind_of
 from connector.protocols import Outcome, Work
-from mappings.quickbooks_documents import (ItemRefs, customer_body, customer_key, disambiguated_name,
-                                           display_name, doc_number, invoice_body, payment_body, request_id)
+from mappings.quickbooks_documents import REQUEST_ID_NAMESPACE
+from mappings.quickbooks_money import GatewayRefs
+from mappings.quickbooks_sales import TaxPolicy
+
+
+@dataclass
+class Pending:
+    """One create waiting for the batch: the step, the object, and what to do with the answer."""
+
+    work: Work
+    entity: str
+    body: dict
+    request_id: str
+    done: object  # callable(created: dict) -> Outcome
+    rescue: object = None  # callable(error: StepError) -> Outcome, for errors with a known remedy (6240)
+
+
+@dataclass
+class Books:
+    """What every step handler shares: the target, the ledger, settings and per-pass caches."""
+
+    target: QuickBooksTarget
+    ledger: object
+    settings: object
+    prefixes: dict[str, str]
+    policy: TaxPolicy
+    _home: list = field(default_factory=list)
+
+    def prefix(self, store: str) -> str:
+        return self.prefixes.get(store, "")
+
+    def home_currency(self) -> str | None:
+        """The company's home currency, read once (Preferences.CurrencyPrefs.HomeCurrency)."""
+        if not self._home:
+            prefs = self.target.preferences().get("CurrencyPrefs") or {}
+            self._home.append((prefs.get("HomeCurrency") or {}).get("value"))
+        return self._home[0]
+
+    def home_if_needed(self, order) -> str | None:
+        return self.home_currency() if order.other_money is not None else None
+
+    # -- names -> ids ------------------------------------------------------
+    def named_id(self, entity: str, name: str, setting: str) -> str:
+        """The id of the Account or PaymentMethod named ``name`` (cached in the ledger)."""
+        kind = "account" if entity == "Account" else "payment_method"
+        bound = self.ledger.binding("quickbooks", kind, name)
+        if bound:
+            return bound
+        found = self.target.find_named(entity, name)
+        if found is None:
+            raise PermanentError(f"QuickBooks has no {entity} named '{name}'", system="quickbooks",
+                                 code=f"unknown_{kind}",
+                                 what_to_do=f"create it in QuickBooks or correct {setting}, then replay")
+        self.ledger.bind("quickbooks", kind, name, found["Id"])
+        return found["Id"]
+
+    def gateway(self, gateway: str | None) -> GatewayRefs:
+        """Payment method and accounts of a gateway from ``quickbooks.gateways`` (``*`` = default)."""
+        config = self.settings.gateways.get(gateway or "") or self.settings.gateways.get("*")
+        if config is None:
+            return GatewayRefs()
+        where = f"quickbooks.gateways.{gateway if gateway in self.settings.gateways else '*'}"
+        return GatewayRefs(
+            payment_method=self.named_id("PaymentMethod", config.payment_method, f"{where}.payment_method")
+            if config.payment_method else None,
+            deposit_account=self.named_id("Account", config.deposit_account, f"{where}.deposit_account")
+            if config.deposit_account else None,
+            refund_account=self.named_id("Account", config.refund_account, f"{where}.refund_account")
+            if config.refund_account else None,
+        )
+
+    # -- the batch ---------------------------------------------------------
+    def create_all(self, pending: list[Pending]) -> dict[int, Outcome]:
+        """Create every pending object, 30 per batch call; bind each through its ``done``."""
+        outcomes: dict[int, Outcome] = {}
+        for start in range(0, len(pending), BATCH_MAX):
+            chunk = pending[start:start + BATCH_MAX]
+            if len(chunk) == 1:
+                one = chunk[0]
+                try:
+                    results = {"b0": self.target.create(one.entity, one.body, one.request_id)}
+                except StepError as exc:
+                    results = {"b0": exc}
+            else:
+                # Deterministic for the same items, so a lost answer of the same batch is replayed;
+                # a different batch after a crash is covered by the probe (attempts > 1).
+                batch_id = str(uuid.uuid5(REQUEST_ID_NAMESPACE, "|".join(p.request_id for p in chunk)))
+                items = [(f"b{i}", p.entity, p.body) for i, p in enumerate(chunk)]
+                try:
+                    results = self.target.batch(items, batch_id)
+                except StepError as exc:
+                    results = {f"b{i}": exc for i in range(len(chunk))}
+            for i, item in enumerate(chunk):
+                result = results[f"b{i}"]
+                try:
+                    if isinstance(result, StepError) and item.rescue is not None:
+                        outcomes[item.work.step_id] = item.rescue(result)
+                    elif isinstance(result, Exception):
+                        raise result
+                    else:
+                        outcomes[item.work.step_id] = item.done(result)
+                except StepError as exc:
+                    outcomes[item.work.step_id] = Outcome(item.work.step_id, "failed", error=exc)
+        return outcomes
 
 
 class QuickBooksRunner:
     system = "quickbooks"
-    steps = ("quickbooks.customer", "quickbooks.invoice", "quickbooks.payment")
+    steps = ("quickbooks.customer", "quickbooks.invoice", "quickbooks.sales_receipt", "quickbooks.payment",
+             "quickbooks.refund", "quickbooks.void")
     batch_size = 30
 
     def __init__(self, target: QuickBooksTarget, ledger, settings, doc_prefixes: dict[str, str]):
         self.target = target
         self.ledger = ledger
         self.settings = settings
-        self.doc_prefixes = doc_prefixes
+        self.books = Books(target, ledger, settings, doc_prefixes, TaxPolicy.from_settings(settings))
 
     @property
     def calls(self) -> int:
         return self.target.calls
 
     def run(self, step: str, work: list[Work]) -> list[Outcome]:
-        handler = {"quickbooks.customer": self._customer, "quickbooks.invoice": self._invoice,
-                   "quickbooks.payment": self._payment}[step]
-        items = self._items(work) if step == "quickbooks.invoice" else None
-        outcomes = []
-        for item in work:
-            try:
-                outcomes.append(handler(item, items))
-            except StepError as exc:
-                outcomes.append(Outcome(item.step_id, "failed", error=exc))
-        return outcomes
-
-    # -- customer -----------------------------------------------------------
-    def _customer(self, item: Work, _items) -> Outcome:
-        order = item.order
-        key = customer_key(order)
-        bound = self.ledger.binding("quickbooks", "customer", key)
-        if bound:
-            return Outcome(item.step_id, "done", external_id=bound)
-        found = self.target.find_customer(email=order.customer.email) if order.customer.email else None
-        name = display_name(order, self.settings.display_name_template)
-        if found is None:
-            same_name = self.target.find_customer(display_name=name)
-            if same_name is not None and _same_person(same_name, order):
-                found = same_name
-            elif same_name is not None:
-                name = disambiguated_name(name, order)  # a different person already owns the name
-                found = self.target.find_customer(display_name=name)
-        if found is not None:
-            self.ledger.bind("quickbooks", "customer", key, found["Id"], {"DisplayName": found.get("DisplayName")})
-            return Outcome(item.step_id, "done", external_id=found["Id"], note="found existing customer")
-        try:
-            created = self.target.create("Customer", customer_body(order, name),
-                                         request_id(key, "quickbooks.customer"))
-        except PermanentError as exc:
-            if exc.code != str(DUPLICATE_NAME):
-                raise
-            # 6240: the name exists after all (an inactive customer, a vendor, a race): find and bind it.
-            found = self.target.find_customer(display_name=name)
-            if found is None:
-                raise PermanentError(
-                    f"QuickBooks says the name '{name}' is taken, but no customer has it (a vendor or employee "
-                    "does)", system="quickbooks", code=exc.code,
-                    what_to_do="rename the vendor or employee in QuickBooks, or change "
-                               "quickbooks.display_name_template; then replay") from exc
-            self.ledger.bind("quickbooks", "customer", key, found["Id"], {"DisplayName": name})
-            return Outcome(item.step_id, "done", external_id=found["Id"], note="bound after duplicate name")
-        self.ledger.bind("quickbooks", "customer", key, created["Id"], {"DisplayName": name})
-        return Outcome(item.step_id, "done", external_id=created["Id"], created=True)
-
-    # -- items --------------------------------------------------------------
-    def _items(self, work: list[Work]) -> ItemRefs:
-        """Resolve every SKU of the batch to an item id: ledger cache, config map, then one query."""
-        skus = {line.sku for w in work for line in w.order.lines if line.sku}
-        wanted = {sku: self.settings.item_map.get(sku, sku) for sku in skus}
-        names = set(wanted.values()) | {self.settings.shipping_item}
-        if self.settings.default_item:
-            names.add(self.settings.default_item)
-        ids = {n: self.ledger.binding("quickbooks", "item", n) for n in names}
-        missing = sorted(n for n, i in ids.items() if i is None)
-        if missing:
-            for name, item_id in self.target.find_items(missing).items():
-                if name in ids and ids[name] is None:
-                    ids[name] = item_id
-                    self.ledger.bind("quickbooks", "item", name, item_id)
-        return ItemRefs(
-            by_sku={sku: ids[name] for sku, name in wanted.items() if ids.get(name)},
-            shipping=ids.get(self.settings.shipping_item),
-            fallback=ids.get(self.settings.default_item) if self.settings.default_item else None,
+        """Run one batch of due steps of one kind; one outcome per item, in order."""
+        from adapters import (
+            quickbooks_customers,
+            quickbooks_documents,
+            quickbooks_payments,
         )
-
-    # -- invoice ------------------------------------------------------------
-    def _invoice(self, item: Work, items: ItemRefs) -> Outcome:
-        order = item.order
-        bound = self.ledger.binding("quickbooks", "invoice", order.order_key)
-        if bound:
-            return Outcome(item.step_id, "done", external_id=bound)
-        number = doc_number(order, self.doc_prefixes.get(order.store, ""))
-        if item.attempts > 1:
-            # An earlier attempt may have booked it and lost the answer: look before creating again.
-            existing = self.target.find_by_doc_number("Invoice", number)
-            if existing is not None:
-                self._bind_invoice(order.order_key, existing)
-                return Outcome(item.step_id, "done", external_id=existing["Id"], note="found by DocNumber")
-        customer_id = self.ledger.binding("quickbooks", "customer", customer_key(order))
-        body = invoice_body(order, customer_id, items, number)
-        created = self.target.create("Invoice", body, request_id(order.order_key, "quickbooks.invoice"))
-        self._bind_invoice(order.order_key, created)
-        return Outcome(item.step_id, "done", external_id=created["Id"], created=True)
-
-    def _bind_invoice(self, order_key: str, invoice: dict) -> None:
-        self.ledger.bind("quickbooks", "invoice", order_key, invoice["Id"], {
-            "DocNumber": invoice.get("DocNumber"), "TotalAmt": str(invoice.get("TotalAmt")),
-            "Balance": str(invoice.get("Balance")), "SyncToken": invoice.get("SyncToken")})
-
-    # -- payment ------------------------------------------------------------
-    def _payment(self, item: Work, _items) -> Outcome:
-        order = item.order
-        bound = self.ledger.binding("quickbooks", "payment", order.order_key)
-        if bound:
-            return Outcome(item.step_id, "done", external_id=bound)
-        invoice_id = self.ledger.binding("quickbooks", "invoice", order.order_key)
-        customer_id = self.ledger.binding("quickbooks", "customer", customer_key(order))
-        body = payment_body(order, customer_id, invoice_id)
-        created = self.target.create("Payment", body, request_id(order.order_key, "quickbooks.payment"))
-        self.ledger.bind("quickbooks", "payment", order.order_key, created["Id"],
-                         {"TotalAmt": str(created.get("TotalAmt"))})
-        return Outcome(item.step_id, "done", external_id=created["Id"], created=True)
-
-
-def _same_person(customer: dict, order) -> bool:
-    """A customer found by name is the shopper unless both have emails and they differ."""
-    theirs = ((customer.get("PrimaryEmailAddr") or {}).get("Address") or "").lower()
-    ours = (order.customer.email or "").lower()
-    return not theirs or not ours or theirs == ours
+        kind = kind_of(step)
+        handlers = {
+            "quickbooks.customer": quickbooks_customers.run,
+            "quickbooks.invoice": quickbooks_documents.run_documents,
+            "quickbooks.sales_receipt": quickbooks_documents.run_documents,
+            "quickbooks.void": quickbooks_documents.run_voids,
+            "quickbooks.payment": quickbooks_payments.run_payments,
+            "quickbooks.refund": quickbooks_payments.run_refunds,
+        }
+        try:
+            outcomes = handlers[kind](self.books, kind, work)
+        except StepError as exc:  # a failure shared by the whole batch (item lookup, outage)
+            return [Outcome(w.step_id, "failed", error=exc) for w in work]
+        return [outcomes.get(w.step_id) or Outcome(w.step_id, "failed", error=StepError(
+            f"{w.step} was not run", what_to_do="report this bug")) for w in work]

@@ -72,6 +72,7 @@ class ShopifySource:
 
     def __init__(self, store):
         self.store = store.name
+        self.posting = store.posting
         self.settings = store
         self.money = store.book_in
         self.queries = documents(store.book_in)
@@ -120,6 +121,15 @@ class ShopifySource:
         self._pace(answer)
         self.last_cost = ((answer.get("extensions") or {}).get("cost") or {}).get("requestedQueryCost")
         return answer["data"]
+
+    def _query(self, query: str, variables: dict, operation: str, doing: str) -> dict:
+        """``_execute``, with spent retries turned into a ``SourceError`` saying what was being done."""
+        try:
+            return self._execute(query, variables, operation)
+        except (SourceError, CostTooHigh):
+            raise
+        except Exception as exc:  # spent retries: connection, 5xx, throttling
+            raise SourceError(self.store, f"could not {doing}: {exc}") from exc
 
     @staticmethod
     def _wait_for(answer: dict, requested: float | None) -> float:
@@ -179,16 +189,12 @@ class ShopifySource:
         while True:
             variables = {"first": first, "after": after, "query": search, "lines": self.lines_per_order}
             try:
-                data = self._execute(self.queries.page, variables, "OrdersPage")
+                data = self._query(self.queries.page, variables, "OrdersPage", "read orders from Shopify")
             except CostTooHigh as exc:
                 if first == 1:
                     raise SourceError(self.store, f"even one order costs {exc.cost} points", retryable=False)
                 first = max(1, int(first * COST_TARGET / exc.cost))
                 continue
-            except SourceError:
-                raise
-            except Exception as exc:  # spent retries: connection, 5xx, throttling
-                raise SourceError(self.store, f"could not read orders from Shopify: {exc}") from exc
             connection = data["orders"]
             yield [self._complete(node) for node in connection["nodes"]]
             if self.last_cost:
@@ -239,15 +245,11 @@ class ShopifySource:
         while gids:
             chunk = gids[:size]
             try:
-                data = self._execute(self.queries.by_id, {"ids": chunk, "lines": self.lines_per_order},
-                                     "OrdersById")
+                data = self._query(self.queries.by_id, {"ids": chunk, "lines": self.lines_per_order},
+                                   "OrdersById", "fetch orders by id from Shopify")
             except CostTooHigh as exc:
                 size = max(1, int(size * COST_TARGET / exc.cost))
                 continue
-            except SourceError:
-                raise
-            except Exception as exc:
-                raise SourceError(self.store, f"could not fetch orders by id from Shopify: {exc}") from exc
             found.extend(self._complete(n) for n in data["nodes"] if n and n.get("__typename") == "Order")
             gids = gids[len(chunk):]
             if self.last_cost:
@@ -259,12 +261,8 @@ class ShopifySource:
         node = self._complete_lines(node)
         shipping_more = ((node.get("shippingLines") or {}).get("pageInfo") or {}).get("hasNextPage")
         if shipping_more or len(node.get("transactions") or []) >= 5 or len(node.get("refunds") or []) >= 5:
-            try:
-                more = self._execute(self.queries.more_lists, {"id": node["id"]}, "OrderLists")["order"]
-            except SourceError:
-                raise
-            except Exception as exc:
-                raise SourceError(self.store, f"could not complete order {node.get('name')}: {exc}") from exc
+            more = self._query(self.queries.more_lists, {"id": node["id"]}, "OrderLists",
+                               f"complete order {node.get('name')}")["order"]
             node = {**node, "shippingLines": {"nodes": more["shippingLines"]["nodes"]},
                     "transactions": more["transactions"], "refunds": more["refunds"]}
         if node.get("refunds"):
@@ -276,12 +274,8 @@ class ShopifySource:
         if len(node["refunds"]) > 5:
             raise SourceError(self.store, f"order {node.get('name')} has {len(node['refunds'])} refunds; more than 5"
                               " per order is not read yet, so it is not booked", retryable=False)
-        try:
-            refunds = self._execute(self.queries.refund_details, {"id": node["id"]}, "OrderRefunds")["order"]["refunds"]
-        except SourceError:
-            raise
-        except Exception as exc:
-            raise SourceError(self.store, f"could not read the refunds of order {node.get('name')}: {exc}") from exc
+        refunds = self._query(self.queries.refund_details, {"id": node["id"]}, "OrderRefunds",
+                              f"read the refunds of order {node.get('name')}")["order"]["refunds"]
         for refund in refunds:
             if refund["refundLineItems"]["pageInfo"]["hasNextPage"]:
                 raise SourceError(self.store, f"a refund of order {node.get('name')} has more than 20 lines; not"
@@ -298,15 +292,11 @@ class ShopifySource:
         per_query = 50
         while after:
             try:
-                data = self._execute(self.queries.more_lines, {"id": node["id"], "after": after, "lines": per_query},
-                                     "OrderLines")
+                data = self._query(self.queries.more_lines, {"id": node["id"], "after": after, "lines": per_query},
+                                   "OrderLines", f"read the lines of order {node.get('name')}")
             except CostTooHigh as exc:
                 per_query = max(1, int(per_query * COST_TARGET / exc.cost))
                 continue
-            except SourceError:
-                raise
-            except Exception as exc:
-                raise SourceError(self.store, f"could not read the lines of order {node.get('name')}: {exc}") from exc
             more = data["order"]["lineItems"]
             collected.extend(more["nodes"])
             after = more["pageInfo"]["endCursor"] if more["pageInfo"]["hasNextPage"] else None

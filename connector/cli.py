@@ -23,9 +23,12 @@ err_console = Console(stderr=True)
 EPILOG = """\b
 Examples:
   o2c sync --config config.yaml          one pass: pull what changed, book it, record it
+  o2c daemon --config config.yaml        keep running: polls, webhooks, steps, token refresh
   o2c backfill --store S --since DATE    a Shopify store's history, through a bulk export
   o2c status --config config.yaml        what the ledger holds, step by step
+  o2c replay --config config.yaml --state dead --dry-run   what a replay would do
   o2c check-config --config config.yaml  validate the configuration and stop
+  o2c auth quickbooks --config config.yaml  connect or reconnect QuickBooks
   o2c sandbox                            run the local emulators for manual use
   o2c demo                               the whole cycle on the local sandbox
 """
@@ -90,6 +93,108 @@ def backfill(config_path: str, store: str, since: str, book: bool, quiet: bool) 
     sys.exit(run_backfill(settings, console, store=store, since=moment, book=book, show_progress=not quiet))
 
 
+@main.command(epilog="\b\nExample:\n  o2c auth quickbooks --config config.yaml\n"
+                     "  o2c auth quickbooks --config config.yaml --redirect-url 'https://localhost/callback?code=..'")
+@click.argument("system", type=click.Choice(["quickbooks"]))
+@click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
+@click.option("--redirect-url", default=None, help="the address QuickBooks sent you to after you connected")
+def auth(system: str, config_path: str, redirect_url: str | None) -> None:
+    """Connect (or reconnect) QuickBooks: open the consent page, then paste the address it sends you to."""
+    from adapters.quickbooks_auth import TokenVault
+    from connector.errors import RetryableError
+    from connector.ledger import Ledger
+    settings = _load(config_path)
+    ledger = Ledger(settings.ledger_path)
+    try:
+        vault = TokenVault(settings.quickbooks, ledger)
+        state = vault.expected_state()
+        try:
+            url = vault.consent_url(state)
+        except RetryableError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}. Check quickbooks.environment and the network.",
+                              highlight=False)
+            sys.exit(1)
+        if redirect_url is None:
+            console.print("1. Open this address, sign in to QuickBooks and connect the company:")
+            console.print(url, soft_wrap=True, highlight=False)
+            redirect_url = click.prompt("2. Paste the whole address your browser landed on")
+        try:
+            realm = vault.connect(redirect_url.strip(), state)
+        except ValueError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            sys.exit(1)
+        console.print(f"QuickBooks company {realm} connected; tokens saved in {settings.ledger_path}. "
+                      "Paused QuickBooks steps resume at the next sync.")
+    finally:
+        ledger.close()
+
+
+@main.command(epilog="\b\nExample:\n  o2c daemon --config config.yaml\n  o2c daemon --config config.yaml --verbose")
+@click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
+@click.option("--worker-seconds", default=5.0, show_default=True, help="how often due steps are run")
+@click.option("--run-for", default=None, type=float, help="stop by itself after this many seconds (tests)")
+@click.option("--verbose", is_flag=True, help="log every poll and worker pass")
+def daemon(config_path: str, worker_seconds: float, run_for: float | None, verbose: bool) -> None:
+    """Run continuously: poll each store on its interval, run due steps, refresh tokens; SIGTERM stops cleanly."""
+    import logging
+
+    from connector.daemon import Daemon
+    settings = _load(config_path)
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("o2c").setLevel(logging.INFO)
+    sys.exit(Daemon(settings, worker_seconds=worker_seconds).run(run_for=run_for))
+
+
+@main.command(epilog="\b\nExamples:\n  o2c replay --config config.yaml --state dead --dry-run\n"
+                     "  o2c replay --config config.yaml --order main-shop:1001 --fresh\n"
+                     "  o2c replay --config config.yaml --step quickbooks.invoice --since 2026-11-01")
+@click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
+@click.option("--order", "orders", multiple=True, help="an order key (store:id); repeat for several")
+@click.option("--step", default=None, help="a step kind (quickbooks.invoice) or full name (quickbooks.payment:42)")
+@click.option("--state", "states", multiple=True, type=click.Choice(["failed", "dead", "skipped"]),
+              help="which states to replay (default: failed and dead)")
+@click.option("--system", type=click.Choice(["hubspot", "quickbooks"]), default=None)
+@click.option("--since", default=None, help="only steps last updated at or after this ISO instant")
+@click.option("--until", default=None, help="only steps last updated before this ISO instant")
+@click.option("--dry-run", is_flag=True, help="show what would be replayed; change nothing")
+@click.option("--fresh", is_flag=True, help="re-read the orders from their stores before replaying")
+def replay(config_path: str, orders: tuple, step: str | None, states: tuple, system: str | None,
+           since: str | None, until: str | None, dry_run: bool, fresh: bool) -> None:
+    """Replay failed, dead or skipped steps after fixing their cause; exactly-once like every run."""
+    from rich.table import Table
+
+    from connector.composition import build_runners
+    from connector.engine import PassReport, run_due_steps
+    from connector.ledger import Ledger
+    from connector.replay import Selection, requeue, select
+    from connector.run import print_failures, print_report
+    settings = _load(config_path)
+    ledger = Ledger(settings.ledger_path)
+    try:
+        chosen = select(ledger, Selection(tuple(orders), step, tuple(states) or ("failed", "dead"), system,
+                                          since, until))
+        table = Table(title=f"{'Would replay' if dry_run else 'Replaying'} {len(chosen)} step(s)")
+        for column in ("order", "step", "state", "tries", "last error", "what to do"):
+            table.add_column(column, overflow="fold")
+        for row in chosen:
+            table.add_row(row["order_key"], row["step"], row["state"], str(row["attempts"]), row["error"] or "",
+                          row["what_to_do"] or "")
+        console.print(table)
+        if dry_run or not chosen:
+            return
+        if fresh:
+            from connector.refetch import refetch_orders
+            refetch_orders(settings, ledger, sorted({row["order_key"] for row in chosen}))
+        requeue(ledger, chosen)
+        report = PassReport()
+        run_due_steps(ledger, build_runners(settings, ledger), report)
+        print_report(report, console)
+        print_failures(ledger, console)
+    finally:
+        ledger.close()
+
+
 @main.command(epilog="\b\nExample:\n  o2c status --config config.yaml")
 @click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
 def status(config_path: str) -> None:
@@ -130,6 +235,9 @@ def demo(orders: int, workdir: str, keep: bool, seed: int) -> None:
     from connector.demo import run_demo
     sys.exit(run_demo(Path(workdir), orders=orders, keep=keep, seed=seed, console=console))
 
+
+from connector.cli_webhooks import webhooks  # noqa: E402  (after main exists: it reuses _load)
+main.add_command(webhooks)
 
 if __name__ == "__main__":
     main()

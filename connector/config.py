@@ -13,7 +13,7 @@ import os
 import re
 import stat
 from pathlib import Path
-from typing import Annotated, Literal, Union
+from typing import Annotated, ClassVar, Literal, Union
 from urllib.parse import urlparse
 
 import yaml
@@ -49,10 +49,16 @@ class ShopifyStore(Strict):
     lookback_seconds: int = Field(default=300, ge=0, le=7 * 86400)
     safety_lag_seconds: int = Field(default=5, ge=0, le=3600)
     page_size: int = Field(default=50, ge=1, le=250)
+    poll_seconds: int = Field(default=300, ge=5, le=86400)  # how often the daemon polls this store
     # Which money books: the shop's currency, or the currency the shopper paid in (presentment).
     book_in: Literal["shop", "presentment"] = "shop"
     timeout_seconds: float = Field(default=30, gt=0, le=600)
     doc_number_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{0,10}$")
+    # invoice: an invoice plus a payment per captured transaction; sales_receipt: a sales receipt
+    # for orders paid in full at checkout (other orders still get an invoice).
+    posting: Literal["invoice", "sales_receipt"] = "invoice"
+    # The app's client secret: Shopify signs webhook bodies with it (notes/shopify.md §3).
+    webhook_secret: SecretStr | None = None
 
     @field_validator("shop_url")
     @classmethod
@@ -68,13 +74,20 @@ class WooCommerceStore(Strict):
     url: str
     consumer_key: SecretStr
     consumer_secret: SecretStr
+    poll_seconds: int = Field(default=300, ge=5, le=86400)  # how often the daemon polls this store
     initial_cursor: str = "1970-01-01T00:00:00Z"
     lookback_seconds: int = Field(default=300, ge=0, le=7 * 86400)
     safety_lag_seconds: int = Field(default=5, ge=0, le=3600)
     timeout_seconds: float = Field(default=30, gt=0, le=600)
     doc_number_prefix: str | None = Field(default=None, pattern=r"^[A-Za-z0-9-]{0,10}$")
+    # invoice: an invoice plus a payment per captured transaction; sales_receipt: a sales receipt
+    # for orders paid in full at checkout (other orders still get an invoice).
+    posting: Literal["invoice", "sales_receipt"] = "invoice"
     # A CA file to trust for a site whose https certificate is self-signed or from a private CA.
     ca_bundle: str | None = None
+    # The secret `o2c webhooks register` gives the site's webhooks; WooCommerce signs with it
+    # and never shows it again (notes/woocommerce.md §3 "Secret").
+    webhook_secret: SecretStr | None = None
 
     @field_validator("url")
     @classmethod
@@ -95,16 +108,74 @@ Store = Annotated[Union[ShopifyStore, WooCommerceStore], Field(discriminator="sy
 
 
 class HubSpotSettings(Strict):
+    """The ``hubspot:`` section (docs/targets-hubspot.md)."""
+
+    # Deal stage per order status: "cancelled", a financial status, or "<financial>+<fulfillment>"
+    # (which wins over the financial status alone). Ids of HubSpot's default sales pipeline.
+    DEFAULT_DEAL_STAGES: ClassVar[dict[str, str]] = {
+        "pending": "contractsent", "authorized": "contractsent", "partially_paid": "contractsent",
+        "paid": "closedwon", "partially_refunded": "closedwon",
+        "refunded": "closedlost", "voided": "closedlost", "cancelled": "closedlost",
+    }
+    FINANCIAL: ClassVar[tuple[str, ...]] = ("pending", "authorized", "partially_paid", "paid",
+                                            "partially_refunded", "refunded", "voided")
+    FULFILLMENT: ClassVar[tuple[str, ...]] = ("unfulfilled", "partial", "fulfilled")
+
     access_token: SecretStr
     host: str = "https://api.hubapi.com"
-    no_email_rule: Literal["skip"] = "skip"
+    # legacy: the SDK's /crm/v3 and /crm/v4 paths; a date version such as "2026-03" sends the same
+    # bodies to /crm/objects/2026-03/... (notes/hubspot.md §0: v3/v4 go unsupported in 2027).
+    api_version: str = Field(default="legacy", pattern=r"^(legacy|\d{4}-\d{2})$")
+    # Orders without an email: skip the contact (with the reason), or find a contact by phone.
+    no_email_rule: Literal["skip", "match_by_phone"] = "skip"
     lifecycle_stage: str = "customer"
     timeout_seconds: float = Field(default=30, gt=0, le=600)
+    pipeline: str = "default"
+    deal_stages: dict[str, str] = Field(default_factory=dict)
+    deal_name_template: str = "{order_name} ({store})"
+    # Unique custom properties the connector creates (if missing) and upserts by.
+    order_key_property: str = Field(default="o2c_order_key", pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    line_key_property: str = Field(default="o2c_line_key", pattern=r"^[a-z][a-z0-9_]{0,62}$")
 
     @field_validator("host")
     @classmethod
     def _url(cls, v: str) -> str:
         return _check_url(v, allow_plain_http=False)
+
+    @field_validator("deal_stages")
+    @classmethod
+    def _stages(cls, v: dict[str, str]) -> dict[str, str]:
+        allowed = {"cancelled", *cls.FINANCIAL} | {f"{a}+{b}" for a in cls.FINANCIAL for b in cls.FULFILLMENT}
+        wrong = sorted(k for k in v if k not in allowed)
+        if wrong:
+            raise ValueError(f"unknown order status {wrong[0]!r} in deal_stages; use 'cancelled', one of "
+                             f"{', '.join(cls.FINANCIAL)}, or '<financial>+<fulfillment>' like 'paid+fulfilled'")
+        empty = sorted(k for k, stage in v.items() if not str(stage).strip())
+        if empty:
+            raise ValueError(f"deal_stages.{empty[0]} is empty; give a stage id of the pipeline")
+        return {**cls.DEFAULT_DEAL_STAGES, **v}
+
+    @field_validator("deal_name_template")
+    @classmethod
+    def _deal_name(cls, v: str) -> str:
+        try:
+            v.format(order_name="#1", store="s", source_order_id="1", email="e")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"deal_name_template {v!r} uses an unknown field ({exc}); "
+                             "use {order_name}, {store}, {source_order_id}, {email}") from None
+        return v
+
+    def stage_map(self) -> dict[str, str]:
+        """Configured stages over the defaults (also when ``deal_stages`` was left out)."""
+        return {**self.DEFAULT_DEAL_STAGES, **self.deal_stages}
+
+
+class QuickBooksGateway(Strict):
+    """How one store gateway's money books in QuickBooks (names as QuickBooks shows them)."""
+
+    payment_method: str | None = None
+    deposit_account: str | None = None  # Payment / SalesReceipt DepositToAccountRef
+    refund_account: str | None = None  # RefundReceipt DepositToAccountRef (Bank or Other Current Asset)
 
 
 class QuickBooksSettings(Strict):
@@ -122,6 +193,26 @@ class QuickBooksSettings(Strict):
     default_item: str | None = None
     item_map: dict[str, str] = Field(default_factory=dict)
     timeout_seconds: float = Field(default=60, gt=0, le=600)
+    # Items: a SKU with no item is created (create_missing_items) or booked to default_item,
+    # else the step is dead naming the SKU. Fee lines book to fee_item (default: default_item).
+    create_missing_items: bool = False
+    missing_item_type: Literal["NonInventory", "Service"] = "NonInventory"
+    income_account: str = "Sales of Product Income"  # account name for created items
+    fee_item: str | None = None
+    # Taxes (notes §1.3): us = TAX/NON per line + TxnTaxDetail.TotalTax (+ us_tax_code as
+    # TxnTaxCodeRef); non_us = TaxCodeRef per line from tax_codes ({rate percent or tax title:
+    # TaxCode id}), exempt_tax_code for untaxed lines, GlobalTaxCalculation from the order.
+    tax: Literal["us", "non_us"] = "us"
+    us_tax_code: str | None = None
+    tax_codes: dict[str, str] = Field(default_factory=dict)
+    exempt_tax_code: str | None = None
+    # Money: {gateway: {payment_method, deposit_account, refund_account}} by QuickBooks name;
+    # "*" is the default for gateways not listed. Refunds book as a refund_receipt (money back)
+    # or a credit_memo (credit on account).
+    gateways: dict[str, "QuickBooksGateway"] = Field(default_factory=dict)
+    refunds: Literal["refund_receipt", "credit_memo"] = "refund_receipt"
+    # A line on this item may absorb a total difference of at most one cent per document.
+    rounding_item: str | None = None
 
     @field_validator("api_url")
     @classmethod
@@ -136,11 +227,28 @@ class QuickBooksSettings(Strict):
         return _check_url(v, allow_plain_http=False)
 
 
+class WebhookSettings(Strict):
+    """The ``webhooks:`` section: where the webhook server listens (docs/webhooks.md)."""
+
+    host: str = "127.0.0.1"  # put a TLS-terminating proxy in front; stores deliver to https only
+    port: int = Field(default=8710, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    # The address the stores reach this server at (https in production); `o2c webhooks register`
+    # subscribes <public_base_url>/webhooks/<system>/<store>.
+    public_base_url: str | None = None
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _url(cls, v: str | None) -> str | None:
+        return None if v is None else _check_url(v, allow_plain_http=False)
+
+
 class Settings(Strict):
     ledger: str = "var/o2c.db"
     stores: list[Store] = Field(min_length=1)
     hubspot: HubSpotSettings
     quickbooks: QuickBooksSettings
+    webhooks: WebhookSettings | None = None
 
     @model_validator(mode="after")
     def _unique_store_names(self) -> "Settings":
@@ -172,7 +280,7 @@ class Settings(Strict):
 
 
 SECRET_FIELDS = {"access_token", "consumer_key", "consumer_secret", "client_id", "client_secret",
-                 "refresh_token"}
+                 "refresh_token", "webhook_secret"}
 
 
 def _resolve(node, path: str, env, base: Path):

@@ -61,6 +61,10 @@ quickbooks:
   environment: {quickbooks[discovery_url]}
   api_url: {quickbooks[api_url]}
   default_item: Services    # lines without a SKU (custom lines, fees) book to this item
+  refunds: refund_receipt   # or credit_memo
+  gateways:                 # how each store gateway's money books ("*": any other gateway)
+    "*": {{payment_method: Credit Card, deposit_account: Undeposited Funds, refund_account: Checking}}
+    bacs: {{payment_method: Check, deposit_account: Checking, refund_account: Checking}}
 """
 
 

@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Callable
 
-from connector.errors import MappingError, PermanentError, RetryableError, SkippableError, SourceError
+from connector.errors import (MappingError, PausedError, PermanentError, RetryableError, SkippableError,
+                              SourceError)
 from connector.ledger import Ledger, iso, utcnow
 from connector.snapshot import content_hash, from_json
-from connector.planner import DEPENDENCIES, ORDER, steps_for
+from connector.planner import KINDS, kind_of, steps_for
 from connector.protocols import OrderSource, Outcome, StepRunner, Work
 
 # Per-step retry schedule (seconds) before a step is declared dead.
@@ -44,6 +45,7 @@ class PassReport:
     outcomes: dict[str, dict[str, int]] = field(default_factory=dict)  # step -> state -> n
     created: dict[str, int] = field(default_factory=dict)  # step -> remote creates
     calls: dict[str, int] = field(default_factory=dict)  # system -> API calls
+    paused: dict[str, str] = field(default_factory=dict)  # system -> why its steps wait
 
     def count(self, step: str, outcome: Outcome) -> None:
         states = self.outcomes.setdefault(step, {})
@@ -94,29 +96,37 @@ def record_page(source: OrderSource, page: list[dict], ledger: Ledger, result: S
             result.rejected += 1
             ledger.record_reject(source.store, source.source_id(payload), exc, payload)
             continue
-        _record(order, ledger, result)
+        _record(order, ledger, result, getattr(source, "posting", "invoice"))
 
 
-def _record(order, ledger: Ledger, result: StorePull) -> None:
+def _record(order, ledger: Ledger, result: StorePull, posting: str) -> None:
     result.fetched += 1
     ledger.clear_reject(order.order_key)
     change = ledger.record_order(order)
     setattr(result, change.outcome, getattr(result, change.outcome) + 1)
     if change.outcome in ("new", "changed"):
         digest = content_hash(order)
-        for step in steps_for(order):
-            ledger.plan_step(order.order_key, step, DEPENDENCIES[step], digest)
+        planned = {name for (name,) in ledger.conn.execute("SELECT step FROM steps WHERE order_key = ?",
+                                                           (order.order_key,))}
+        for step in steps_for(order, posting, planned):
+            ledger.plan_step(order.order_key, step.name, step.depends_on, digest)
 
 
 def run_due_steps(ledger: Ledger, runners: list[StepRunner], report: PassReport, *,
-                  progress: Progress | None = None) -> None:
-    """Run every due step, kind by kind in dependency order, until none is due."""
-    by_step = {step: runner for runner in runners for step in runner.steps}
-    for step in ORDER:
-        runner = by_step.get(step)
-        if runner is None:
+                  progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> None:
+    """Run every due step, kind by kind in dependency order, until none is due.
+
+    ``should_stop`` is asked between batches: a stopping daemon claims nothing
+    more, and the batch in hand is finished and recorded first.
+    """
+    by_kind = {kind: runner for runner in runners for kind in runner.steps}
+    for step in KINDS:
+        runner = by_kind.get(step)
+        if runner is None or runner.system in report.paused:
             continue
-        while True:
+        while runner.system not in report.paused:
+            if should_stop and should_stop():
+                return
             due = ledger.due_steps(step, limit=runner.batch_size)
             if not due:
                 break
@@ -126,8 +136,17 @@ def run_due_steps(ledger: Ledger, runners: list[StepRunner], report: PassReport,
             started = time.monotonic()
             try:
                 outcomes = runner.run(step, work)
+            except PausedError as exc:  # e.g. QuickBooks needs reconnecting: wait, spend no retry
+                ledger.release([w.step_id for w in work], str(exc), exc.what_to_do)
+                report.paused[runner.system] = f"{exc} {exc.what_to_do}".strip()
+                break
             except Exception as exc:  # a runner bug or outage must not lose the claimed steps
                 outcomes = [Outcome(w.step_id, "failed", error=exc) for w in work]
+            pause = next((o.error for o in outcomes if isinstance(o.error, PausedError)), None)
+            if pause is not None:  # the runner met it per step: the whole system waits all the same
+                ledger.release([w.step_id for w in work], str(pause), pause.what_to_do)
+                report.paused[runner.system] = f"{pause} {pause.what_to_do}".strip()
+                break
             elapsed = int((time.monotonic() - started) * 1000)
             for item, outcome in zip(work, outcomes):
                 _finish(ledger, item, outcome, elapsed // max(1, len(work)))

@@ -7,6 +7,7 @@ The engine decides what to do with a failed step from the error's class alone:
 | ``RetryableError``   | step -> ``failed``, retried at a backoff time | nobody (automatic) |
 | ``PermanentError``   | step -> ``dead`` with ``what_to_do``          | a person, then replay |
 | ``SkippableError``   | step -> ``skipped`` with the reason           | nobody            |
+| ``PausedError``      | steps stay ``pending``, no attempt counted; the system's other steps wait this pass | a person (reconnect) |
 | ``ConfigError``      | the command stops, exit code 2               | whoever wrote the config |
 
 In-request retries (429, 5xx, timeouts) happen inside adapters with
@@ -53,6 +54,10 @@ class PermanentError(StepError):
 
 class SkippableError(StepError):
     """Nothing to do for this step, by rule (e.g. no email and the rule says skip)."""
+
+
+class PausedError(StepError):
+    """The target cannot be used until a person acts (reconnect); steps wait, no retry is spent."""
 
 
 class SourceError(O2CError):

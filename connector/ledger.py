@@ -58,7 +58,10 @@ class Ledger:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
-        conn.execute("PRAGMA journal_mode=WAL")
+        # Switching the journal mode needs the database to itself; a second worker opening an
+        # already-WAL ledger must not ask (it would fail "database is locked" at once).
+        if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+            conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
         conn.execute("PRAGMA foreign_keys=ON")
         self.conn = conn
@@ -137,21 +140,21 @@ class Ledger:
         )
         return cursor.rowcount == 1
 
-    def due_steps(self, step: str, limit: int = 1000, now: datetime | None = None) -> list[StepRow]:
-        """Steps of one kind that may run now: due, and every dependency ended well."""
+    def due_steps(self, kind: str, limit: int = 1000, now: datetime | None = None) -> list[StepRow]:
+        """Steps of one kind (``kind`` or ``kind:<id>``) that may run now: due, dependencies ended well."""
         now_iso = iso(now or utcnow())
         rows = self.conn.execute(
             """
             SELECT s.id, s.order_key, s.step, s.state, s.attempts, s.request_id, s.external_id,
                    s.planned_hash, s.depends_on
             FROM steps s
-            WHERE s.step = ?
+            WHERE (s.step = ? OR substr(s.step, 1, ?) = ?)
               AND (s.state = 'pending' OR (s.state = 'failed' AND s.next_attempt_at <= ?)
                    OR (s.state = 'in_flight' AND s.lease_until <= ?))
             ORDER BY s.id
             LIMIT ?
             """,
-            (step, now_iso, now_iso, limit * 4),
+            (kind, len(kind) + 1, kind + ":", now_iso, now_iso, limit * 4),
         ).fetchall()
         result = []
         for row in rows:
@@ -178,6 +181,14 @@ class Ledger:
                 self.conn.execute(
                     "UPDATE steps SET state='in_flight', attempts=attempts+1, lease_until=?, updated_at=?"
                     " WHERE id=?", (lease, iso(utcnow()), step_id))
+
+    def release(self, step_ids: list[int], error: str, what_to_do: str | None) -> None:
+        """Give claimed steps back untried: pending again, the attempt not counted."""
+        with self.transaction():
+            for step_id in step_ids:
+                self.conn.execute(
+                    "UPDATE steps SET state='pending', attempts=MAX(attempts-1, 0), lease_until=NULL, error=?,"
+                    " what_to_do=?, updated_at=? WHERE id=?", (error, what_to_do, iso(utcnow()), step_id))
 
     def finish_step(self, step_id: int, state: str, *, external_id: str | None = None,
                     error: str | None = None, what_to_do: str | None = None,
@@ -245,12 +256,16 @@ class Ledger:
 
     def save_token(self, system: str, account: str, refresh_token: str, access_token: str | None,
                    access_expires_at: datetime | None) -> None:
-        """Commit a rotated refresh token before the old one is dropped (guarantee 6)."""
+        """Commit a rotated refresh token before the old one is dropped (guarantee 6).
+
+        A saved token also clears any "needs reconnect" flag: the connection works again.
+        """
         self.conn.execute(
             "INSERT INTO tokens (system, account, refresh_token, access_token, access_expires_at, updated_at)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (system, account) DO UPDATE SET"
             " refresh_token=excluded.refresh_token, access_token=excluded.access_token,"
-            " access_expires_at=excluded.access_expires_at, updated_at=excluded.updated_at",
+            " access_expires_at=excluded.access_expires_at, updated_at=excluded.updated_at,"
+            " needs_reconnect=NULL",
             (system, account, refresh_token, access_token,
              iso(access_expires_at) if access_expires_at else None, iso(utcnow())))
 
@@ -277,6 +292,21 @@ class Ledger:
         values["updated_at"] = iso(utcnow())
         sets = ", ".join(f"{k} = ?" for k in values)
         self.conn.execute(f"UPDATE backfills SET {sets} WHERE id = ?", (*values.values(), backfill_id))
+
+    def mark_reconnect(self, system: str, account: str, reason: str) -> None:
+        """Remember that ``system`` refused our credentials; its steps pause until a reconnect."""
+        cursor = self.conn.execute(
+            "UPDATE tokens SET needs_reconnect = ?, updated_at = ? WHERE system = ? AND account = ?",
+            (reason, iso(utcnow()), system, account))
+        if cursor.rowcount == 0:
+            self.conn.execute(
+                "INSERT INTO tokens (system, account, refresh_token, updated_at, needs_reconnect)"
+                " VALUES (?, ?, '', ?, ?)", (system, account, iso(utcnow()), reason))
+
+    def needs_reconnect(self, system: str, account: str) -> str | None:
+        row = self.conn.execute("SELECT needs_reconnect FROM tokens WHERE system = ? AND account = ?",
+                                (system, account)).fetchone()
+        return row[0] if row else None
 
     # -- events -----------------------------------------------------------
     def record_event(self, kind: str, outcome: str, *, order_key: str | None = None, step: str | None = None,

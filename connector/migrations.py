@@ -129,6 +129,37 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             updated_at TEXT NOT NULL
         );
     """),
+    (4, "reconnect flag", """
+        -- Set when the system refused the refresh token (QuickBooks invalid_grant): its steps
+        -- pause until a person reconnects, instead of burning retries.
+        ALTER TABLE tokens ADD COLUMN needs_reconnect TEXT;
+    """),
+    (5, "webhook inbox", """
+        -- One row per accepted webhook delivery, committed before the 2xx answer (guarantee 1).
+        -- connector/inbox.py writes it, connector/intake.py processes it (docs/webhooks.md).
+        CREATE TABLE inbox (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            system TEXT NOT NULL,                 -- shopify | woocommerce
+            topic TEXT NOT NULL,                  -- orders/updated, order.updated, ...
+            dedupe_key TEXT NOT NULL,             -- X-Shopify-Webhook-Id; WooCommerce: topic, id, modified, body hash
+            resource_id TEXT,                     -- the source_order_id announced
+            source_updated_at TEXT,               -- ISO-8601 UTC, when the body carries it
+            received_at TEXT NOT NULL,
+            body TEXT NOT NULL,                   -- the raw body as received
+            headers TEXT,                         -- JSON of the delivery's identifying headers
+            duplicates INTEGER NOT NULL DEFAULT 0, -- same delivery received again (answered 200, not stored)
+            attempts INTEGER NOT NULL DEFAULT 0,  -- processing attempts that failed to reach the store
+            next_attempt_at TEXT,
+            error TEXT,
+            processed_at TEXT,
+            outcome TEXT,                         -- new | changed | unchanged | stale | rejected | not_found
+                                                  -- | failed | deleted | ignored
+            UNIQUE (store, dedupe_key)
+        );
+        CREATE INDEX inbox_pending ON inbox(processed_at, store);
+        CREATE INDEX inbox_resource ON inbox(store, resource_id);
+    """),
 ]
 
 
@@ -139,16 +170,30 @@ def applied_versions(conn: sqlite3.Connection) -> set[int]:
 
 
 def migrate(conn: sqlite3.Connection) -> list[int]:
-    """Apply every migration not yet recorded; return the versions applied now."""
+    """Apply every migration not yet recorded; return the versions applied now.
+
+    A ledger already up to date is only read, so workers opening it together do not contend.
+    """
+    exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='migrations'").fetchone()
+    if exists and {v for v, _, _ in MIGRATIONS} <= {r[0] for r in conn.execute("SELECT version FROM migrations")}:
+        return []
     done = applied_versions(conn)
     applied = []
     for version, name, sql in MIGRATIONS:
         if version in done:
             continue
-        # executescript commits first; wrap the script so it applies whole or not at all.
-        conn.executescript("BEGIN;\n" + sql + f"""
-            INSERT INTO migrations (version, name, applied_at)
-            VALUES ({version}, '{name}', '{datetime.now(timezone.utc).isoformat()}');
-            COMMIT;""")
+        # executescript commits first; wrap the script so it applies whole or not at all, and take the
+        # write lock at once (IMMEDIATE) so two processes opening a new ledger take turns.
+        try:
+            conn.executescript("BEGIN IMMEDIATE;\n" + sql + f"""
+                INSERT INTO migrations (version, name, applied_at)
+                VALUES ({version}, '{name}', '{datetime.now(timezone.utc).isoformat()}');
+                COMMIT;""")
+        except sqlite3.OperationalError:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            if version in applied_versions(conn):
+                continue  # another process applied it while we waited
+            raise
         applied.append(version)
     return applied

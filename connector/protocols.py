@@ -20,6 +20,7 @@ class OrderSource(Protocol):
     store: str
     system: str
     calls: int
+    posting: str  # the store's QuickBooks posting mode: invoice | sales_receipt
 
     def fetch_changed(self, since: datetime, until: datetime) -> Iterator[list[dict]]:
         """Yield pages of raw order payloads whose source updated time is in ``[since, until)``."""

@@ -12,9 +12,13 @@ from connector.ledger import Ledger
 
 CREATED_LABELS = {
     "hubspot.contact": "HubSpot contacts created",
+    "hubspot.deal": "HubSpot deals created",
     "quickbooks.customer": "QuickBooks customers created",
     "quickbooks.invoice": "QuickBooks invoices created",
+    "quickbooks.sales_receipt": "QuickBooks sales receipts created",
     "quickbooks.payment": "QuickBooks payments created",
+    "quickbooks.refund": "QuickBooks refunds booked",
+    "quickbooks.void": "QuickBooks documents voided",
 }
 
 
@@ -40,8 +44,10 @@ def run_sync_pass(settings, console: Console, *, only_store: str | None = None, 
                 bar.update(task_id, total=task.completed)
         print_report(report, console)
         print_failures(ledger, console)
+        for system, why in report.paused.items():
+            console.print(f"[bold red]{system} paused:[/] {why}", highlight=False)
         console.print(f"ledger: {settings.ledger_path.resolve()}")
-        return 1 if any(p.error for p in report.pulls) else 0
+        return 1 if any(p.error for p in report.pulls) or report.paused else 0
     finally:
         ledger.close()
 

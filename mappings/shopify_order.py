@@ -1,6 +1,10 @@
 """Shopify GraphQL Admin ``Order`` node -> canonical :class:`~connector.model.Order`.
 
-Pure: data in, data out. Field choices follow ../shared/notes/shopify.md §1:
+Pure: data in, data out. Declared with the :class:`~mappings.mapper.Mapper`
+shape: :class:`ShopifyOrderMapper` reads the node, its children map lines,
+shipping lines, tax lines, transactions, refunds and fulfillments, and its
+finalize adds the special lines (tip as a fee, order-level discount).
+Field choices follow ../shared/notes/shopify.md §1:
 the ``*Set`` MoneyBag fields (the scalar money fields are deprecated), money
 as strings parsed straight into ``Decimal``, ids kept as strings (they
 exceed 2^53). Which money of the bag books (shop or presentment) is a store
@@ -16,7 +20,8 @@ from decimal import Decimal
 from connector.errors import MappingError
 from connector.model import (Address, Customer, Discount, FeeLine, FinancialStatus, Fulfillment, FulfillmentStatus,
                              Line, Money, Order, OtherMoney, Refund, RefundLine, ShippingLine, TaxLine, Transaction,
-                             TransactionKind)
+                             TransactionKind, total)
+from mappings.mapper import Mapper, mapping
 
 FINANCIAL = {
     "PENDING": FinancialStatus.PENDING, "AUTHORIZED": FinancialStatus.AUTHORIZED,
@@ -50,77 +55,222 @@ def _nodes(connection) -> list[dict]:
     return [edge["node"] for edge in connection.get("edges", [])]
 
 
-def _tax_lines(items, which: str) -> tuple[TaxLine, ...]:
-    return tuple(TaxLine(t.get("title") or "Tax", Decimal(str(t.get("rate") or 0)), _money(t["priceSet"], which))
-                 for t in items or [])
+def _tail(gid: str) -> str:
+    """The numeric tail of a global id (``gid://shopify/Order/123`` -> ``"123"``)."""
+    return gid.rsplit("/", 1)[-1]
 
 
-def _address(data: dict | None) -> Address | None:
-    if not data:
-        return None
-    return Address(
-        first_name=data.get("firstName"), last_name=data.get("lastName"), company=data.get("company"),
-        address1=data.get("address1"), address2=data.get("address2"), city=data.get("city"),
-        province=data.get("province"), province_code=data.get("provinceCode"), country=data.get("country"),
-        country_code=data.get("countryCodeV2"), zip=data.get("zip"), phone=data.get("phone"),
+def _lower(value: str | None) -> str:
+    return (value or "").lower()
+
+
+class _ShopifyMapper(Mapper):
+    """Shared by the Shopify mappers: the option ``which`` names the side of each MoneyBag that books."""
+
+    catch = (KeyError, TypeError, AttributeError)
+    which: str
+
+    def money(self, bag: dict | None) -> Money | None:
+        return _money(bag, self.which)
+
+
+class ShopifyAddressMapper(Mapper):
+    target = Address
+    direct = (
+        ("firstName?", "first_name"), ("lastName?", "last_name"), ("company?", "company"),
+        ("address1?", "address1"), ("address2?", "address2"), ("city?", "city"),
+        ("province?", "province"), ("provinceCode?", "province_code"), ("country?", "country"),
+        ("countryCodeV2?", "country_code"), ("zip?", "zip"), ("phone?", "phone"),
     )
 
 
-def _customer(node: dict) -> Customer:
-    data = node.get("customer") or {}
-    email = node.get("email") or ((data.get("defaultEmailAddress") or {}).get("emailAddress"))
-    phone = (data.get("defaultPhoneNumber") or {}).get("phoneNumber")
-    billing = node.get("billingAddress") or {}
-    return Customer(
-        email=email.strip().lower() if email else None,
-        first_name=data.get("firstName") or billing.get("firstName"),
-        last_name=data.get("lastName") or billing.get("lastName"),
-        phone=phone or billing.get("phone"),
-        company=billing.get("company"),
-        source_customer_id=data.get("legacyResourceId"),
+class ShopifyCustomerMapper(Mapper):
+    """The buyer, from the order node: the customer record, else the order's email and billing address."""
+
+    target = Customer
+    direct = (("billingAddress.company?", "company"), ("customer.legacyResourceId?", "source_customer_id"))
+
+    @mapping
+    def contact(self, node: dict) -> dict:
+        data = node.get("customer") or {}
+        email = node.get("email") or ((data.get("defaultEmailAddress") or {}).get("emailAddress"))
+        phone = (data.get("defaultPhoneNumber") or {}).get("phoneNumber")
+        billing = node.get("billingAddress") or {}
+        return {"email": email.strip().lower() if email else None,
+                "first_name": data.get("firstName") or billing.get("firstName"),
+                "last_name": data.get("lastName") or billing.get("lastName"),
+                "phone": phone or billing.get("phone")}
+
+
+class ShopifyTaxLineMapper(_ShopifyMapper):
+    target = TaxLine
+    direct = (("title?", "title", lambda v: v or "Tax"), ("rate?", "rate", lambda v: Decimal(str(v or 0))),
+              ("priceSet", "amount", "money"))
+
+
+class ShopifyLineMapper(_ShopifyMapper):
+    target = Line
+    children = (("taxLines", "tax_lines", ShopifyTaxLineMapper),)
+
+    @mapping
+    def prices(self, item: dict) -> dict:
+        unit = self.money(item["originalUnitPriceSet"])
+        allocations = tuple(
+            Discount(self.money(a["allocatedAmountSet"]))
+            for a in item.get("discountAllocations") or []
+            if self.money(a["allocatedAmountSet"]) and not self.money(a["allocatedAmountSet"]).is_zero()
+        )
+        return {"unit_price": unit, "discounts": allocations}
+
+    @mapping
+    def describe(self, item: dict) -> dict:
+        return {"source_line_id": _tail(item["id"]),
+                "sku": item.get("sku") or (item.get("variant") or {}).get("sku") or None,
+                "title": item.get("name") or item.get("title") or "",
+                "quantity": int(item["quantity"]),
+                "taxable": bool(item.get("taxable", True))}
+
+
+class ShopifyShippingMapper(_ShopifyMapper):
+    target = ShippingLine
+    direct = (("title?", "title", lambda v: v or "Shipping"), ("code?", "code"))
+    children = (("taxLines", "tax_lines", ShopifyTaxLineMapper),)
+
+    @mapping
+    def price(self, item: dict) -> dict:
+        price = self.money(item["originalPriceSet"])
+        discounted = self.money(item.get("discountedPriceSet")) or price
+        discount = price - discounted
+        return {"price": price, "discount": None if discount.is_zero() else discount}
+
+
+class ShopifyTransactionMapper(_ShopifyMapper):
+    target = Transaction
+    direct = (("id", "source_transaction_id", _tail), ("kind?", "kind", KINDS.get), ("status?", "status", _lower),
+              ("amountSet", "amount", "money"), ("gateway?", "gateway"),
+              ("parentTransaction.id?", "parent_id", lambda v: _tail(v or "") or None))
+
+    def skip(self, item: dict) -> bool:
+        # CHANGE, EMV_AUTHORIZATION, SUGGESTED_REFUND move no booked money
+        return KINDS.get(item.get("kind", "")) is None
+
+    @mapping
+    def processed_at(self, item: dict) -> dict:
+        return {"processed_at": _dt(item.get("processedAt") or item.get("createdAt"))}
+
+
+class ShopifyRefundLineMapper(_ShopifyMapper):
+    target = RefundLine
+    direct = (("lineItem.id", "source_line_id", _tail), ("quantity", "quantity", int),
+              ("subtotalSet", "amount", "money"), ("totalTaxSet?", "tax", "money"))
+
+
+class ShopifyRefundMapper(_ShopifyMapper):
+    """A refund; with the details query, also its lines, shipping and the gateway that paid it back."""
+
+    target = Refund
+    direct = (("totalRefundedSet", "amount", "money"), ("id", "source_refund_id", _tail),
+              ("createdAt", "created_at", _dt), ("note?", "note"))
+    children = (("refundLineItems", "lines", ShopifyRefundLineMapper, _nodes),)
+
+    @mapping
+    def shipping_and_gateway(self, refund: dict) -> dict:
+        shipping_lines = _nodes(refund.get("refundShippingLines"))
+        shipping = None
+        if shipping_lines:
+            shipping = Money.zero(self.money(refund["totalRefundedSet"]).currency)
+            for ship in shipping_lines:
+                shipping = shipping + self.money(ship["subtotalAmountSet"])
+        gateways = [t.get("gateway") for t in _nodes(refund.get("transactions")) if t.get("kind") == "REFUND"]
+        return {"shipping": shipping, "gateway": gateways[0] if gateways else None}
+
+
+class ShopifyFulfillmentMapper(Mapper):
+    target = Fulfillment
+    direct = (("id", "source_fulfillment_id", _tail), ("status?", "status", _lower),
+              ("createdAt?", "created_at", _dt))
+
+    @mapping
+    def tracking(self, item: dict) -> dict:
+        return {"tracking_numbers": tuple(t["number"] for t in item.get("trackingInfo") or [] if t.get("number"))}
+
+
+class ShopifyOrderMapper(_ShopifyMapper):
+    """A GraphQL ``Order`` node; options ``store``, ``money`` (``"shop"``/``"presentment"``) and ``which``."""
+
+    direct = (
+        ("billingAddress?", "billing_address", ShopifyAddressMapper.one),
+        ("shippingAddress?", "shipping_address", ShopifyAddressMapper.one),
+        ("taxesIncluded?", "taxes_included", bool),
+        ("displayFinancialStatus?", "financial_status", lambda v: FINANCIAL.get(v or "", FinancialStatus.PENDING)),
+        ("displayFulfillmentStatus?", "fulfillment_status",
+         lambda v: FULFILLMENT.get(v or "", FulfillmentStatus.UNFULFILLED)),
+        ("cancelledAt?", "cancelled_at", _dt), ("test?", "test", bool),
+    )
+    children = (
+        ("lineItems", "lines", ShopifyLineMapper, _nodes),
+        ("shippingLines", "shipping_lines", ShopifyShippingMapper, _nodes),
+        ("taxLines", "tax_lines", ShopifyTaxLineMapper),
+        ("transactions", "transactions", ShopifyTransactionMapper),
+        ("refunds", "refunds", ShopifyRefundMapper),
+        ("fulfillments", "fulfillments", ShopifyFulfillmentMapper),
     )
 
+    @mapping
+    def identity(self, node: dict) -> dict:
+        # The required fields, read in this order so the first one missing is the one named.
+        total_money = self.money(node["totalPriceSet"])
+        return {"store": self.store, "system": "shopify", "booked_side": self.money_side,
+                "source_order_id": str(node.get("legacyResourceId") or _tail(node["id"])),
+                "name": node["name"], "currency": total_money.currency, "total": total_money,
+                "created_at": _dt(node["createdAt"]),
+                "updated_at": _dt(node.get("updatedAt") or node["createdAt"])}
 
-def _line(item: dict, which: str) -> Line:
-    unit = _money(item["originalUnitPriceSet"], which)
-    allocations = tuple(
-        Discount(_money(a["allocatedAmountSet"], which))
-        for a in item.get("discountAllocations") or []
-        if _money(a["allocatedAmountSet"], which) and not _money(a["allocatedAmountSet"], which).is_zero()
-    )
-    return Line(
-        source_line_id=item["id"].rsplit("/", 1)[-1],
-        sku=item.get("sku") or (item.get("variant") or {}).get("sku") or None,
-        title=item.get("name") or item.get("title") or "",
-        quantity=int(item["quantity"]),
-        unit_price=unit,
-        discounts=allocations,
-        tax_lines=_tax_lines(item.get("taxLines"), which),
-        taxable=bool(item.get("taxable", True)),
-    )
+    @mapping
+    def customer(self, node: dict) -> dict:
+        return {"customer": ShopifyCustomerMapper().build(node)}
 
+    @mapping
+    def other_money(self, node: dict) -> dict:
+        """The totals in the money that does not book, when the shopper paid in another currency."""
+        other = "shopMoney" if self.which == "presentmentMoney" else "presentmentMoney"
+        total_other = _money(node.get("totalPriceSet"), other)
+        booked = _money(node.get("totalPriceSet"), self.which)
+        if total_other is None or booked is None or total_other.currency == booked.currency:
+            return {"other_money": None}
+        zero = Money.zero(total_other.currency)
+        return {"other_money": OtherMoney(
+            side="shop" if other == "shopMoney" else "presentment", total=total_other,
+            tax=_money(node.get("totalTaxSet"), other) or zero,
+            shipping=_money(node.get("totalShippingPriceSet"), other) or zero,
+            discounts=_money(node.get("totalDiscountsSet"), other) or zero,
+        )}
 
-def _shipping(item: dict, which: str) -> ShippingLine:
-    price = _money(item["originalPriceSet"], which)
-    discounted = _money(item.get("discountedPriceSet"), which) or price
-    discount = price - discounted
-    return ShippingLine(
-        title=item.get("title") or "Shipping", price=price, code=item.get("code"),
-        discount=None if discount.is_zero() else discount,
-        tax_lines=_tax_lines(item.get("taxLines"), which),
-    )
+    @mapping
+    def tips(self, node: dict) -> dict:
+        """A tip is part of Shopify's total price but of no line: book it as a fee line."""
+        tip = self.money(node.get("totalTipReceivedSet"))
+        return {"fee_lines": () if tip is None or tip.is_zero() else (FeeLine("Tip", tip),)}
 
+    def finalize(self, node: dict, fields: dict) -> dict:
+        # Order-level discounts Shopify did not allocate to lines are the remainder of totalDiscountsSet.
+        fields["order_discounts"] = ()
+        listed = self.money(node.get("totalDiscountsSet"))
+        if listed is not None:
+            currency = fields["currency"]
+            allocated = (total((line.discount_total for line in fields["lines"]), currency)
+                         + total((s.discount for s in fields["shipping_lines"] if s.discount), currency))
+            remainder = (listed - allocated).rounded()
+            if not remainder.is_zero() and remainder.amount > 0:
+                fields["order_discounts"] = (Discount(remainder, "order"),)
+        return fields
 
-def _transaction(item: dict, which: str) -> Transaction | None:
-    kind = KINDS.get(item.get("kind", ""))
-    if kind is None:
-        return None  # CHANGE, EMV_AUTHORIZATION, SUGGESTED_REFUND move no booked money
-    return Transaction(
-        source_transaction_id=item["id"].rsplit("/", 1)[-1], kind=kind,
-        status=(item.get("status") or "").lower(), amount=_money(item["amountSet"], which),
-        gateway=item.get("gateway"), processed_at=_dt(item.get("processedAt") or item.get("createdAt")),
-        parent_id=((item.get("parentTransaction") or {}).get("id") or "").rsplit("/", 1)[-1] or None,
-    )
+    def error(self, node: dict, exc: BaseException) -> MappingError:
+        return MappingError(
+            f"Shopify order {node.get('name') or node.get('id')} is missing {exc}",
+            what_to_do="check the page query asks for this field; report it if Shopify omitted it",
+            system="shopify",
+        )
 
 
 def map_order(node: dict, store: str, *, money: str = "shop") -> Order:
@@ -135,95 +285,4 @@ def map_order(node: dict, store: str, *, money: str = "shop") -> Order:
         MappingError: when a field every order must have is missing.
     """
     which = "presentmentMoney" if money == "presentment" else "shopMoney"
-    try:
-        total_money = _money(node["totalPriceSet"], which)
-        order = Order(
-            store=store,
-            system="shopify",
-            source_order_id=str(node.get("legacyResourceId") or node["id"].rsplit("/", 1)[-1]),
-            name=node["name"],
-            currency=total_money.currency,
-            created_at=_dt(node["createdAt"]),
-            updated_at=_dt(node.get("updatedAt") or node["createdAt"]),
-            customer=_customer(node),
-            lines=tuple(_line(i, which) for i in _nodes(node.get("lineItems"))),
-            total=total_money,
-            billing_address=_address(node.get("billingAddress")),
-            shipping_address=_address(node.get("shippingAddress")),
-            shipping_lines=tuple(_shipping(s, which) for s in _nodes(node.get("shippingLines"))),
-            fee_lines=_tips(node, which),
-            tax_lines=_tax_lines(node.get("taxLines"), which),
-            taxes_included=bool(node.get("taxesIncluded")),
-            financial_status=FINANCIAL.get(node.get("displayFinancialStatus") or "", FinancialStatus.PENDING),
-            fulfillment_status=FULFILLMENT.get(node.get("displayFulfillmentStatus") or "",
-                                               FulfillmentStatus.UNFULFILLED),
-            transactions=tuple(t for t in (_transaction(x, which) for x in node.get("transactions") or []) if t),
-            refunds=tuple(_refund(r, which) for r in node.get("refunds") or []),
-            fulfillments=tuple(
-                Fulfillment(f["id"].rsplit("/", 1)[-1], (f.get("status") or "").lower(), _dt(f.get("createdAt")),
-                            tuple(t["number"] for t in f.get("trackingInfo") or [] if t.get("number")))
-                for f in node.get("fulfillments") or []
-            ),
-            cancelled_at=_dt(node.get("cancelledAt")),
-            test=bool(node.get("test")),
-            booked_side=money,
-            other_money=_other_money(node, "shopMoney" if which == "presentmentMoney" else "presentmentMoney"),
-        )
-    except (KeyError, TypeError, AttributeError) as exc:
-        raise MappingError(
-            f"Shopify order {node.get('name') or node.get('id')} is missing {exc}",
-            what_to_do="check the page query asks for this field; report it if Shopify omitted it",
-            system="shopify",
-        ) from exc
-    # Order-level discounts Shopify did not allocate to lines are the remainder of totalDiscountsSet.
-    listed = _money(node.get("totalDiscountsSet"), which)
-    if listed is not None:
-        allocated = order.discount_total
-        remainder = (listed - allocated).rounded()
-        if not remainder.is_zero() and remainder.amount > 0:
-            order = _with_order_discount(order, remainder)
-    return order
-
-
-def _refund(refund: dict, which: str) -> Refund:
-    """A refund; with the details query, also its lines, shipping and the gateway that paid it back."""
-    amount = _money(refund["totalRefundedSet"], which)
-    lines = tuple(
-        RefundLine(item["lineItem"]["id"].rsplit("/", 1)[-1], int(item["quantity"]), _money(item["subtotalSet"], which),
-                   _money(item.get("totalTaxSet"), which))
-        for item in _nodes(refund.get("refundLineItems")))
-    shipping_lines = _nodes(refund.get("refundShippingLines"))
-    shipping = None
-    if shipping_lines:
-        shipping = Money.zero(amount.currency)
-        for ship in shipping_lines:
-            shipping = shipping + _money(ship["subtotalAmountSet"], which)
-    gateways = [t.get("gateway") for t in _nodes(refund.get("transactions")) if t.get("kind") == "REFUND"]
-    return Refund(refund["id"].rsplit("/", 1)[-1], _dt(refund["createdAt"]), amount, refund.get("note"),
-                  lines, shipping, gateways[0] if gateways else None)
-
-
-def _tips(node: dict, which: str) -> tuple[FeeLine, ...]:
-    """A tip is part of Shopify's total price but of no line: book it as a fee line."""
-    tip = _money(node.get("totalTipReceivedSet"), which)
-    return () if tip is None or tip.is_zero() else (FeeLine("Tip", tip),)
-
-
-def _other_money(node: dict, other: str) -> OtherMoney | None:
-    """The totals in the money that does not book, when the shopper paid in another currency."""
-    total = _money(node.get("totalPriceSet"), other)
-    booked = _money(node.get("totalPriceSet"), "presentmentMoney" if other == "shopMoney" else "shopMoney")
-    if total is None or booked is None or total.currency == booked.currency:
-        return None
-    zero = Money.zero(total.currency)
-    return OtherMoney(
-        side="shop" if other == "shopMoney" else "presentment", total=total,
-        tax=_money(node.get("totalTaxSet"), other) or zero,
-        shipping=_money(node.get("totalShippingPriceSet"), other) or zero,
-        discounts=_money(node.get("totalDiscountsSet"), other) or zero,
-    )
-
-
-def _with_order_discount(order: Order, amount: Money) -> Order:
-    from dataclasses import replace
-    return replace(order, order_discounts=order.order_discounts + (Discount(amount, "order"),))
+    return Order(**ShopifyOrderMapper(store=store, money_side=money, which=which).map(node))

@@ -1,6 +1,10 @@
 """WooCommerce REST (wc/v3) order -> canonical :class:`~connector.model.Order`.
 
-Pure. Facts from ../shared/notes/woocommerce.md §1 and §7: money values are
+Pure. Declared with the :class:`~mappings.mapper.Mapper` shape:
+:class:`WooOrderMapper` reads the order; its children map line items,
+shipping lines, fee lines and the order's tax summary, each with the
+order's currency and tax rates (:meth:`WooOrderMapper.child_options`).
+Facts from ../shared/notes/woocommerce.md §1 and §7: money values are
 strings formatted to the store's decimals (parse with ``Decimal``; never use
 the float ``price`` field), dates without offset (``*_gmt`` are UTC), line
 ``subtotal`` is before coupons and ``total`` after, guests have
@@ -16,6 +20,7 @@ from decimal import Decimal
 from connector.errors import MappingError
 from connector.model import (Address, Customer, Discount, FeeLine, FinancialStatus, FulfillmentStatus, Line,
                              Money, Order, Refund, RefundLine, ShippingLine, TaxLine, Transaction, TransactionKind)
+from mappings.mapper import Mapper, mapping
 
 
 def _gmt(value: str | None) -> datetime | None:
@@ -26,6 +31,11 @@ def _gmt(value: str | None) -> datetime | None:
 
 def _money(value, currency: str) -> Money:
     return Money(Decimal(str(value or "0")), currency)
+
+
+def _or_none(value):
+    """WooCommerce sends empty strings for unset text fields."""
+    return value or None
 
 
 def _rates(order: dict) -> dict[int, tuple[str, Decimal]]:
@@ -49,44 +59,6 @@ def _taxes(items, rates, currency: str, key: str = "total") -> tuple[TaxLine, ..
     return tuple(result)
 
 
-def _address(data: dict | None) -> Address | None:
-    if not data:
-        return None
-    return Address(
-        first_name=data.get("first_name") or None, last_name=data.get("last_name") or None,
-        company=data.get("company") or None, address1=data.get("address_1") or None,
-        address2=data.get("address_2") or None, city=data.get("city") or None,
-        province_code=data.get("state") or None, country_code=data.get("country") or None,
-        zip=data.get("postcode") or None, phone=data.get("phone") or None,
-    )
-
-
-def _line(item: dict, rates, currency: str) -> Line:
-    subtotal = _money(item["subtotal"], currency)
-    net = _money(item["total"], currency)
-    quantity = int(item["quantity"])
-    unit = Money(subtotal.amount / quantity, currency) if quantity else subtotal
-    discount = subtotal - net
-    taxes = _taxes(item.get("taxes"), rates, currency)
-    # WooCommerce per-line tax entries are unrounded; the line's total_tax is what it books.
-    line_tax = _money(item.get("total_tax"), currency)
-    if taxes and sum((t.amount.amount for t in taxes), Decimal(0)) != line_tax.amount and len(taxes) == 1:
-        taxes = (TaxLine(taxes[0].title, taxes[0].rate, line_tax),)
-    elif not taxes and not line_tax.is_zero():
-        taxes = (TaxLine("Tax", Decimal("0"), line_tax),)
-    return Line(
-        source_line_id=str(item["id"]),
-        sku=item.get("sku") or None,
-        title=item.get("name") or "",
-        quantity=quantity,
-        unit_price=unit,
-        discounts=() if discount.is_zero() else (Discount(discount),),
-        tax_lines=taxes,
-        taxable=(item.get("tax_class") or "") != "zero-rate",
-        subtotal=subtotal,
-    )
-
-
 def _single_tax(total_tax: str, rates, taxes, currency: str) -> tuple[TaxLine, ...]:
     amount = _money(total_tax, currency)
     if amount.is_zero():
@@ -95,6 +67,97 @@ def _single_tax(total_tax: str, rates, taxes, currency: str) -> tuple[TaxLine, .
     if len(mapped) == 1:
         return (TaxLine(mapped[0].title, mapped[0].rate, amount),)
     return mapped or (TaxLine("Tax", Decimal("0"), amount),)
+
+
+class _WooMapper(Mapper):
+    """Shared by the WooCommerce child mappers: options ``currency`` and ``rates`` (from :func:`_rates`)."""
+
+    currency: str
+    rates: dict[int, tuple[str, Decimal]]
+
+    def money(self, value) -> Money:
+        return _money(value, self.currency)
+
+
+class WooAddressMapper(Mapper):
+    target = Address
+    direct = (
+        ("first_name?", "first_name", _or_none), ("last_name?", "last_name", _or_none),
+        ("company?", "company", _or_none), ("address_1?", "address1", _or_none),
+        ("address_2?", "address2", _or_none), ("city?", "city", _or_none),
+        ("state?", "province_code", _or_none), ("country?", "country_code", _or_none),
+        ("postcode?", "zip", _or_none), ("phone?", "phone", _or_none),
+    )
+
+
+class WooCustomerMapper(Mapper):
+    """The buyer, from the order: guests have ``customer_id`` 0 and only ``billing`` (notes §1)."""
+
+    target = Customer
+    direct = (
+        ("billing.email?", "email", lambda email: email.strip().lower() if email else None),
+        ("billing.first_name?", "first_name", _or_none), ("billing.last_name?", "last_name", _or_none),
+        ("billing.phone?", "phone", _or_none), ("billing.company?", "company", _or_none),
+        ("customer_id?", "source_customer_id", lambda v: str(v) if v else None),
+    )
+
+
+class WooLineMapper(_WooMapper):
+    target = Line
+    direct = (("id", "source_line_id", str), ("sku?", "sku", _or_none), ("name?", "title", lambda v: v or ""),
+              ("tax_class?", "taxable", lambda v: (v or "") != "zero-rate"))
+
+    @mapping
+    def amounts(self, item: dict) -> dict:
+        subtotal = self.money(item["subtotal"])
+        net = self.money(item["total"])
+        quantity = int(item["quantity"])
+        unit = Money(subtotal.amount / quantity, self.currency) if quantity else subtotal
+        discount = subtotal - net
+        return {"quantity": quantity, "unit_price": unit, "subtotal": subtotal,
+                "discounts": () if discount.is_zero() else (Discount(discount),)}
+
+    @mapping
+    def taxes(self, item: dict) -> dict:
+        taxes = _taxes(item.get("taxes"), self.rates, self.currency)
+        # WooCommerce per-line tax entries are unrounded; the line's total_tax is what it books.
+        line_tax = self.money(item.get("total_tax"))
+        if taxes and sum((t.amount.amount for t in taxes), Decimal(0)) != line_tax.amount and len(taxes) == 1:
+            taxes = (TaxLine(taxes[0].title, taxes[0].rate, line_tax),)
+        elif not taxes and not line_tax.is_zero():
+            taxes = (TaxLine("Tax", Decimal("0"), line_tax),)
+        return {"tax_lines": taxes}
+
+
+class WooShippingMapper(_WooMapper):
+    target = ShippingLine
+    direct = (("method_title?", "title", lambda v: v or "Shipping"), ("total", "price", "money"),
+              ("method_id?", "code", _or_none))
+
+    @mapping
+    def taxes(self, item: dict) -> dict:
+        return {"tax_lines": _single_tax(item.get("total_tax"), self.rates, item.get("taxes"), self.currency)}
+
+
+class WooFeeMapper(_WooMapper):
+    target = FeeLine
+    direct = (("name?", "title", lambda v: v or "Fee"), ("total", "amount", "money"))
+
+    @mapping
+    def taxes(self, item: dict) -> dict:
+        return {"tax_lines": _single_tax(item.get("total_tax"), self.rates, item.get("taxes"), self.currency)}
+
+
+class WooOrderTaxMapper(_WooMapper):
+    """One rate of the order's tax summary: its line tax plus its shipping tax."""
+
+    target = TaxLine
+
+    @mapping
+    def rate(self, tax: dict) -> dict:
+        label, rate = self.rates[int(tax["rate_id"])]
+        return {"title": label, "rate": rate,
+                "amount": self.money(tax.get("tax_total")) + self.money(tax.get("shipping_tax_total"))}
 
 
 def _refunded_line_id(item: dict, order: dict) -> str:
@@ -154,17 +217,41 @@ def _financial(order: dict, refunded: Money, total_money: Money) -> FinancialSta
     return FINANCIAL.get(status, FinancialStatus.PENDING)
 
 
-def map_order(data: dict, store: str) -> Order:
-    """Map one WooCommerce order object (as ``GET /wc/v3/orders`` returns it).
+class WooOrderMapper(Mapper):
+    """A wc/v3 order object; option ``store``."""
 
-    Raises:
-        MappingError: when a field every order has is missing.
-    """
-    try:
+    catch = (KeyError, TypeError, ValueError, ArithmeticError)
+    direct = (
+        ("currency", "currency"), ("id", "source_order_id", str),
+        ("date_created_gmt", "created_at", _gmt), ("date_modified_gmt", "updated_at", _gmt),
+        ("billing?", "billing_address", WooAddressMapper.one),
+        ("shipping?", "shipping_address", WooAddressMapper.one),
+        ("status?", "fulfillment_status",
+         lambda v: FulfillmentStatus.FULFILLED if v == "completed" else FulfillmentStatus.UNFULFILLED),
+        ("customer_note?", "note", _or_none),
+    )
+    children = (
+        ("line_items", "lines", WooLineMapper),
+        ("shipping_lines", "shipping_lines", WooShippingMapper),
+        ("fee_lines", "fee_lines", WooFeeMapper),
+        ("tax_lines", "tax_lines", WooOrderTaxMapper),
+    )
+
+    def child_options(self, data: dict) -> dict:
+        return {"currency": data["currency"], "rates": _rates(data)}
+
+    @mapping
+    def identity(self, data: dict) -> dict:
+        return {"store": self.store, "system": "woocommerce", "name": f"#{data.get('number') or data['id']}",
+                "customer": WooCustomerMapper().build(data),
+                # WooCommerce's REST amounts are ex-tax even when the shop enters prices with tax
+                # ("prices_include_tax"): the lines as given exclude tax, and total_tax is added on top.
+                "taxes_included": False,
+                "cancelled_at": _gmt(data.get("date_modified_gmt")) if data.get("status") == "cancelled" else None}
+
+    @mapping
+    def payments(self, data: dict) -> dict:
         currency = data["currency"]
-        rates = _rates(data)
-        billing = data.get("billing") or {}
-        email = billing.get("email")
         refunds = _refunds(data, currency)
         total_money = _money(data["total"], currency)
         refunded = Money(sum((r.amount.amount for r in refunds), Decimal(0)), currency)
@@ -175,56 +262,21 @@ def map_order(data: dict, store: str) -> Order:
                 source_transaction_id=data.get("transaction_id") or f"{data['id']}-payment",
                 kind=TransactionKind.SALE, status="success", amount=total_money,
                 gateway=data.get("payment_method") or None, processed_at=paid_at),)
-        return Order(
-            store=store,
-            system="woocommerce",
-            source_order_id=str(data["id"]),
-            name=f"#{data.get('number') or data['id']}",
-            currency=currency,
-            created_at=_gmt(data["date_created_gmt"]),
-            updated_at=_gmt(data["date_modified_gmt"]),
-            customer=Customer(
-                email=email.strip().lower() if email else None,
-                first_name=billing.get("first_name") or None,
-                last_name=billing.get("last_name") or None,
-                phone=billing.get("phone") or None,
-                company=billing.get("company") or None,
-                source_customer_id=str(data["customer_id"]) if data.get("customer_id") else None,
-            ),
-            lines=tuple(_line(i, rates, currency) for i in data.get("line_items") or []),
-            total=total_money,
-            billing_address=_address(billing),
-            shipping_address=_address(data.get("shipping")),
-            shipping_lines=tuple(
-                ShippingLine(s.get("method_title") or "Shipping", _money(s["total"], currency),
-                             s.get("method_id") or None,
-                             tax_lines=_single_tax(s.get("total_tax"), rates, s.get("taxes"), currency))
-                for s in data.get("shipping_lines") or []
-            ),
-            fee_lines=tuple(
-                FeeLine(f.get("name") or "Fee", _money(f["total"], currency),
-                        _single_tax(f.get("total_tax"), rates, f.get("taxes"), currency))
-                for f in data.get("fee_lines") or []
-            ),
-            tax_lines=tuple(
-                TaxLine(rates[int(t["rate_id"])][0], rates[int(t["rate_id"])][1],
-                        _money(t.get("tax_total"), currency) + _money(t.get("shipping_tax_total"), currency))
-                for t in data.get("tax_lines") or []
-            ),
-            # WooCommerce's REST amounts are ex-tax even when the shop enters prices with tax
-            # ("prices_include_tax"): the lines as given exclude tax, and total_tax is added on top.
-            taxes_included=False,
-            financial_status=_financial(data, refunded, total_money),
-            fulfillment_status=(FulfillmentStatus.FULFILLED if data.get("status") == "completed"
-                                else FulfillmentStatus.UNFULFILLED),
-            transactions=transactions,
-            refunds=refunds,
-            cancelled_at=_gmt(data.get("date_modified_gmt")) if data.get("status") == "cancelled" else None,
-            note=data.get("customer_note") or None,
-        )
-    except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-        raise MappingError(
+        return {"total": total_money, "refunds": refunds, "transactions": transactions,
+                "financial_status": _financial(data, refunded, total_money)}
+
+    def error(self, data: dict, exc: BaseException) -> MappingError:
+        return MappingError(
             f"WooCommerce order {data.get('id')} could not be read: {exc!r}",
             what_to_do="check the store returns standard wc/v3 order objects; report the payload",
             system="woocommerce",
-        ) from exc
+        )
+
+
+def map_order(data: dict, store: str) -> Order:
+    """Map one WooCommerce order object (as ``GET /wc/v3/orders`` returns it).
+
+    Raises:
+        MappingError: when a field every order has is missing.
+    """
+    return Order(**WooOrderMapper(store=store).map(data))

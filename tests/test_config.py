@@ -116,5 +116,7 @@ def test_example_config_is_valid():
     settings = load_config(ROOT / "config.example.yaml", env={**ENV, "SHOPIFY_MAIN_TOKEN": "t",
                                                                "WOO_WHOLESALE_KEY": "k", "WOO_WHOLESALE_SECRET": "s",
                                                                "HUBSPOT_TOKEN": "h", "QBO_CLIENT_ID": "i",
-                                                               "QBO_CLIENT_SECRET": "s", "QBO_REFRESH_TOKEN": "r"})
+                                                               "QBO_CLIENT_SECRET": "s", "QBO_REFRESH_TOKEN": "r",
+                                                               "SHOPIFY_MAIN_WEBHOOK_SECRET": "w",
+                                                               "WOO_WHOLESALE_WEBHOOK_SECRET": "w"})
     assert len(settings.stores) >= 2

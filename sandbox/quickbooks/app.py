@@ -327,6 +327,7 @@ def create_app(options: dict | None = None) -> Starlette:
         Route("/.well-known/openid_configuration/", discovery, methods=["GET"]),
         Route("/.well-known/openid_configuration", discovery, methods=["GET"]),
         Route("/oauth2/v1/tokens/bearer", token, methods=["POST"]),
+        Route("/connect/oauth2", emu.oauth.authorize, methods=["GET"]),
         Route("/v2/oauth2/tokens/revoke", revoke, methods=["POST"]),
         Route("/v3/company/{realm}/query", run_query, methods=["GET", "POST"]),
         Route("/v3/company/{realm}/batch", run_batch, methods=["POST"]),

@@ -18,7 +18,7 @@ import base64
 import json
 import secrets
 from dataclasses import dataclass
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, urlencode
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -54,6 +54,7 @@ class OAuthServer:
         self.refresh_tokens: dict[str, RefreshToken] = {}
         self.access_tokens: dict[str, dict] = {}
         self.refreshes = 0
+        self.codes: dict[str, tuple[str, str, float, str]] = {}  # code -> (client, realm, expires, redirect)
 
     # -- control ---------------------------------------------------------------------------
     def register_client(self, client_id: str, secret: str, realm_id: str, refresh_token: str | None) -> str:
@@ -132,14 +133,49 @@ class OAuthServer:
             return None
         return client_id
 
+    def authorize(self, request: Request) -> Response:
+        """``GET /connect/oauth2``: the consent page, answered at once as a user who clicks "Connect".
+
+        Redirects to ``redirect_uri`` with ``code``, ``state`` and ``realmId`` (notes §4: the realm
+        arrives on the callback). Codes are single-use and short-lived.
+        """
+        params = request.query_params
+        client = self.clients.get(params.get("client_id", ""))
+        redirect = params.get("redirect_uri", "")
+        if client is None or not redirect or params.get("response_type") != "code":
+            return _error("invalid_request", "Unknown client_id, or missing redirect_uri/response_type=code")
+        code = "AB-" + secrets.token_urlsafe(24)
+        self.codes[code] = (params["client_id"], client["realm_id"], self.clock.now() + 300, redirect)
+        query = urlencode({"code": code, "state": params.get("state", ""), "realmId": client["realm_id"]})
+        return Response(status_code=302, headers={"location": f"{redirect}?{query}"})
+
+    def _issue(self, client_id: str, realm_id: str, hard_expires_at: float, request: Request) -> Response:
+        now = self.clock.now()
+        new_token = "RT-" + secrets.token_urlsafe(24)
+        self.refresh_tokens[new_token] = RefreshToken(client_id, realm_id, now + REFRESH_TTL, hard_expires_at)
+        access = "AT-" + secrets.token_urlsafe(32)
+        self.add_access_token(access, realm_id, self.access_ttl, client_id)
+        self.on_realm(realm_id)
+        body = {"token_type": "bearer", "expires_in": self.access_ttl, "refresh_token": new_token,
+                "x_refresh_token_expires_in": REFRESH_TTL, "access_token": access}
+        if request.headers.get("x-include-refresh-token-hard-expires-in", "").lower() == "true":
+            body["x_refresh_token_hard_expires_in"] = int(hard_expires_at - now)
+        return json_response(body)
+
     async def token(self, request: Request) -> Response:
         """``POST /oauth2/v1/tokens/bearer``."""
         form = dict(parse_qsl((await request.body()).decode("utf-8")))
         client_id = self._client(request, form)
         if client_id is None:
             return _error("invalid_client", "Invalid client credentials", 401)
+        if form.get("grant_type") == "authorization_code":
+            found = self.codes.pop(form.get("code", ""), None)
+            if found is None or found[0] != client_id or self.clock.now() >= found[2] \
+                    or form.get("redirect_uri") != found[3]:
+                return _error("invalid_grant", "Incorrect or invalid authorization code")
+            return self._issue(client_id, found[1], self.clock.now() + HARD_CAP, request)
         if form.get("grant_type") != "refresh_token":
-            return _error("unsupported_grant_type", "Only grant_type=refresh_token is emulated")
+            return _error("unsupported_grant_type", "grant_type must be refresh_token or authorization_code")
         presented = form.get("refresh_token", "")
         record = self.refresh_tokens.get(presented)
         now = self.clock.now()
@@ -149,18 +185,8 @@ class OAuthServer:
             return _error("invalid_grant", "Incorrect or invalid refresh token")
         if record.superseded_at is None:
             record.superseded_at = now
-        new_token = "RT-" + secrets.token_urlsafe(24)
-        self.refresh_tokens[new_token] = RefreshToken(client_id, record.realm_id, now + REFRESH_TTL,
-                                                      record.hard_expires_at)
-        access = "AT-" + secrets.token_urlsafe(32)
-        self.add_access_token(access, record.realm_id, self.access_ttl, client_id)
-        self.on_realm(record.realm_id)
         self.refreshes += 1
-        body = {"token_type": "bearer", "expires_in": self.access_ttl, "refresh_token": new_token,
-                "x_refresh_token_expires_in": REFRESH_TTL, "access_token": access}
-        if request.headers.get("x-include-refresh-token-hard-expires-in", "").lower() == "true":
-            body["x_refresh_token_hard_expires_in"] = int(record.hard_expires_at - now)
-        return json_response(body)
+        return self._issue(client_id, record.realm_id, record.hard_expires_at, request)
 
     async def revoke(self, request: Request) -> Response:
         """``POST /v2/oauth2/tokens/revoke`` body ``{"token": …}`` (refresh or access token)."""

@@ -1,0 +1,170 @@
+"""``o2c daemon``: the connector left running.
+
+APScheduler runs the jobs, each coalesced with one instance at a time (a
+slow run is never stacked on itself): poll each store on its interval, a
+worker tick that runs due steps, and a token refresh ahead of expiry. When
+the webhook server exists (``connector.webhook_server``) the daemon serves
+it in the same process and processes its inbox on a short tick.
+
+Each job opens its own ledger connection: SQLite connections are not shared
+across threads, and WAL lets readers and one writer go on together.
+
+SIGTERM or SIGINT: stop taking work (the scheduler stops scheduling, the
+worker tick stops claiming), let running jobs finish or release their
+claims, and exit 0 within ``shutdown_seconds``. A claim not released (a
+kill -9) comes back when its lease expires.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+import time
+from dataclasses import dataclass, field
+
+from apscheduler.schedulers.background import BackgroundScheduler
+
+from connector.composition import build_runners, build_sources
+from connector.engine import PassReport, pull_store, run_due_steps
+from connector.ledger import Ledger
+
+LOG = logging.getLogger("o2c.daemon")
+
+
+@dataclass
+class DaemonState:
+    """What the daemon did, for its log lines and ``o2c status``."""
+
+    stopping: threading.Event = field(default_factory=threading.Event)
+    passes: int = 0
+    last_poll: dict[str, str] = field(default_factory=dict)
+
+
+class Daemon:
+    def __init__(self, settings, *, worker_seconds: float = 5.0, shutdown_seconds: float = 30.0):
+        self.settings = settings
+        self.worker_seconds = worker_seconds
+        self.shutdown_seconds = shutdown_seconds
+        self.state = DaemonState()
+        self.scheduler = BackgroundScheduler(job_defaults={"coalesce": True, "max_instances": 1,
+                                                          "misfire_grace_time": 60})
+
+    # -- jobs -------------------------------------------------------------------------------
+    def poll_store(self, store_name: str) -> None:
+        if self.state.stopping.is_set():
+            return
+        ledger = Ledger(self.settings.ledger_path)
+        try:
+            (source, store), = build_sources(self.settings, store_name)
+            result = pull_store(source, store, ledger)
+            if result.error:
+                LOG.warning("poll %s failed: %s", store_name, result.error)
+            else:
+                LOG.info("poll %s: %d orders (%d new, %d changed)", store_name, result.fetched, result.new,
+                         result.changed)
+        finally:
+            ledger.close()
+
+    def work(self) -> None:
+        """Run due steps until none is due or a stop is asked for."""
+        if self.state.stopping.is_set():
+            return
+        ledger = Ledger(self.settings.ledger_path)
+        try:
+            report = PassReport()
+            run_due_steps(ledger, build_runners(self.settings, ledger), report,
+                          should_stop=self.state.stopping.is_set)
+            self.state.passes += 1
+            for system, why in report.paused.items():
+                LOG.warning("%s paused: %s", system, why)
+        finally:
+            ledger.close()
+
+    def refresh_tokens(self) -> None:
+        from adapters.quickbooks_auth import TokenVault
+        ledger = Ledger(self.settings.ledger_path)
+        try:
+            TokenVault(self.settings.quickbooks, ledger).access_token()
+        except Exception as exc:  # the worker will meet and report the same problem
+            LOG.warning("QuickBooks token refresh: %s", exc)
+        finally:
+            ledger.close()
+
+    # -- life cycle ---------------------------------------------------------------------------
+    def schedule(self) -> None:
+        for store in self.settings.stores:
+            self.scheduler.add_job(self.poll_store, "interval", args=[store.name], id=f"poll:{store.name}",
+                                   seconds=store.poll_seconds, next_run_time=_now())
+        self.scheduler.add_job(self.work, "interval", id="work", seconds=self.worker_seconds,
+                               next_run_time=_now())
+        self.scheduler.add_job(self.refresh_tokens, "interval", id="tokens", minutes=30, next_run_time=_now())
+        for extra in _extra_jobs(self):
+            self.scheduler.add_job(**extra)
+
+    def stop(self, *_args) -> None:
+        if not self.state.stopping.is_set():
+            LOG.info("stopping: no new work; running jobs finish or release their claims")
+            self.state.stopping.set()
+
+    def run(self, *, run_for: float | None = None) -> int:
+        """Run until SIGTERM/SIGINT (or ``run_for`` seconds); return the exit code."""
+        signal.signal(signal.SIGTERM, self.stop)
+        signal.signal(signal.SIGINT, self.stop)
+        self.schedule()
+        self.scheduler.start()
+        LOG.info("daemon started: %d store(s), ledger %s", len(self.settings.stores), self.settings.ledger_path)
+        server = _start_webhook_server(self)
+        deadline = time.monotonic() + run_for if run_for else None
+        while not self.state.stopping.wait(0.2):
+            if deadline and time.monotonic() > deadline:
+                self.stop()
+        if server is not None:
+            server.should_exit = True
+        # Jobs see `stopping` between steps; wait for them, but not forever.
+        stopper = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True)
+        stopper.start()
+        stopper.join(self.shutdown_seconds)
+        LOG.info("daemon stopped")
+        return 0
+
+
+def _now():
+    from datetime import datetime, timezone
+    return datetime.now(timezone.utc)
+
+
+def _extra_jobs(daemon: Daemon) -> list[dict]:
+    """Jobs of optional parts (the webhook inbox), when that part is installed."""
+    try:
+        from connector.intake import process_inbox
+    except ImportError:
+        return []
+
+    def process() -> None:
+        if daemon.state.stopping.is_set():
+            return
+        ledger = Ledger(daemon.settings.ledger_path)
+        try:
+            process_inbox(daemon.settings, ledger)
+        finally:
+            ledger.close()
+    return [{"func": process, "trigger": "interval", "id": "inbox", "seconds": 2, "next_run_time": _now()}]
+
+
+def _start_webhook_server(daemon: Daemon):
+    """Serve webhooks in a thread of this process, bound as configured (127.0.0.1 by default)."""
+    try:
+        from connector.webhook_server import create_webhook_app
+    except ImportError:
+        return None
+    import uvicorn
+    hooks = getattr(daemon.settings, "webhooks", None)
+    if hooks is None:
+        return None
+    config = uvicorn.Config(create_webhook_app(daemon.settings, daemon.settings.ledger_path), host=hooks.host,
+                            port=hooks.port, log_level="warning", access_log=False, lifespan="off")
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # the daemon owns SIGTERM/SIGINT
+    threading.Thread(target=server.run, name="webhooks", daemon=True).start()
+    return server
