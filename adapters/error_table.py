@@ -38,7 +38,9 @@ QUICKBOOKS_FAULTS: dict[int, Entry] = {
                            "item and account names in the config, then replay"),
     4000: Entry(PERMANENT, "the connector sent a query QuickBooks cannot read: report this bug"),
     4001: Entry(PERMANENT, "the connector sent a query QuickBooks cannot read: report this bug"),
-    5010: Entry(RETRY, "someone changed the document at the same time; the connector re-reads it and tries again"),
+    # The runner catches 5010, re-reads the document and retries once (or holds it for review);
+    # one that escapes means the document keeps changing under us.
+    5010: Entry(PERMANENT, "the document changed in QuickBooks meanwhile; check it there, then replay"),
     6000: Entry(PERMANENT, "QuickBooks refused the document (see its message, e.g. a currency not enabled: turn on "
                            "multicurrency and add the currency in QuickBooks), then replay"),
     6070: Entry(PERMANENT, "a line's amount is not quantity x unit price: report this mapping bug"),

@@ -36,6 +36,7 @@ from hubspot import HubSpot
 from hubspot.discovery.discovery_base import DiscoveryBase
 from urllib3.util.retry import Retry
 
+from adapters.error_table import hubspot_error
 from connector.errors import PermanentError, RetryableError
 
 BATCH_LIMIT = 100  # notes §3: 101 inputs give 400 VALIDATION_ERROR
@@ -294,9 +295,9 @@ def classify(exc: Exception, what: str = "request") -> Exception:
         category = parsed.get("category") or parsed.get("errorType")
     except (ValueError, AttributeError, TypeError):
         message, category = (str(body)[:300] if body else str(exc)), None
-    if status == 401:
-        return PermanentError(f"HubSpot rejected the access token: {message}", system="hubspot", status=401,
-                              what_to_do="check hubspot.access_token (a private app or service key token)")
+    if status == 401:  # pause, don't burn retries: nothing works until the token is replaced
+        return hubspot_error(401, category if category in ("EXPIRED_AUTHENTICATION", "INVALID_AUTHENTICATION")
+                             else "INVALID_AUTHENTICATION", f"HubSpot rejected the access token: {message}")
     if status == 403:
         return PermanentError(f"HubSpot refused access ({what}): {message}", system="hubspot", status=403,
                               code=category, what_to_do="give the app the crm.objects contacts, deals and "
@@ -317,6 +318,5 @@ def classify(exc: Exception, what: str = "request") -> Exception:
             retry_after = max(retry_after or 0, 3600)  # notes §4: DAILY is not retried until the reset
         return RetryableError(f"HubSpot is unavailable or rate limiting ({what}): {message}", system="hubspot",
                               status=status, retry_after=retry_after)
-    return PermanentError(f"HubSpot refused {what} (HTTP {status}): {message}", system="hubspot",
-                          status=status, code=category,
-                          what_to_do="read HubSpot's message; fix the data or the hubspot settings, then replay")
+    # Everything else: the one table of what each HubSpot category means (adapters/error_table.py).
+    return hubspot_error(status, category, f"HubSpot refused {what} (HTTP {status}): {message}")

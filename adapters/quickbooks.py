@@ -16,7 +16,7 @@ Recovery table:
 | Fault 6240 Duplicate Name             | the caller finds the existing customer and binds it |
 | Fault 5010 Stale Object               | PermanentError code 5010; the caller re-reads and retries once |
 | Fault 6000 on a currency              | PermanentError code currency_not_enabled: turn the currency on |
-| Fault 2000-6999 (validation)          | PermanentError with QuickBooks' message and what to fix |
+| any other fault                       | adapters/error_table.py decides: retry, pause or PermanentError with what to fix |
 | a write whose answer was lost         | the same ``requestid`` is sent again; QuickBooks replays the answer |
 | a batch item's Fault                  | the same classification, per item (:meth:`QuickBooksTarget.batch`) |
 """
@@ -34,6 +34,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from adapters.quickbooks_auth import TokenVault
+from adapters.error_table import quickbooks_error
 from connector.errors import PermanentError, RetryableError
 
 _MARK = "__o2c_decimal__"
@@ -266,20 +267,5 @@ def classify(code, message: str, detail: str | None, status: int | None) -> Exce
                               what_to_do="turn on multicurrency and add this currency in QuickBooks (Account and "
                                          "Settings > Advanced > Currency), or book the store in its shop "
                                          "currency (book_in: shop); then replay")
-    return PermanentError(f"QuickBooks fault {code}: {text}", system="quickbooks", status=status,
-                          code=str(code), what_to_do=_what_to_do(code))
-
-
-def _what_to_do(code) -> str:
-    hints = {
-        2500: "a referenced customer or item no longer exists in QuickBooks; replay to look it up again",
-        2050: "a value is longer than QuickBooks allows; report this mapping bug (names are fitted)",
-        5010: "the document changed in QuickBooks meanwhile; check it there, then replay",
-        6070: "a line's amount is not quantity x unit price; report this mapping bug",
-        6140: "the document number is already used in QuickBooks; change the store's doc_number_prefix",
-        6240: "another customer, vendor or employee has this name; rename one in QuickBooks, then replay",
-        6190: "the QuickBooks company is not active (subscription); fix it in QuickBooks, then replay",
-        6210: "the accounting period is closed; reopen it or change the closing date, then replay",
-    }
-    return hints.get(code if isinstance(code, int) else -1,
-                     "read QuickBooks' message, correct the data or the config, then replay")
+    # Everything else: the one table of what each QuickBooks fault means (adapters/error_table.py).
+    return quickbooks_error(code, f"QuickBooks fault {code}: {text}", status=status)

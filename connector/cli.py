@@ -152,7 +152,7 @@ def daemon(config_path: str, worker_seconds: float, run_for: float | None, verbo
 @click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
 @click.option("--order", "orders", multiple=True, help="an order key (store:id); repeat for several")
 @click.option("--step", default=None, help="a step kind (quickbooks.invoice) or full name (quickbooks.payment:42)")
-@click.option("--state", "states", multiple=True, type=click.Choice(["failed", "dead", "skipped"]),
+@click.option("--state", "states", multiple=True, type=click.Choice(["failed", "dead", "skipped", "held", "mismatch"]),
               help="which states to replay (default: failed and dead)")
 @click.option("--system", type=click.Choice(["hubspot", "quickbooks"]), default=None)
 @click.option("--since", default=None, help="only steps last updated at or after this ISO instant")

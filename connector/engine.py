@@ -22,6 +22,9 @@ from connector.snapshot import content_hash, from_json
 from connector.planner import KINDS, kind_of, steps_for
 from connector.protocols import OrderSource, Outcome, StepRunner, Work
 
+HELD = "held_for_review"  # error code: a person edited the target's document; never overwrite it
+MISMATCH_NOTE = "total mismatch"  # outcome note: booked, but the totals differ
+
 # Per-step retry schedule (seconds) before a step is declared dead.
 BACKOFF = (30, 120, 600, 1800, 3600, 6 * 3600, 12 * 3600)
 MAX_ATTEMPTS = len(BACKOFF) + 1
@@ -162,6 +165,8 @@ def _finish(ledger: Ledger, item: Work, outcome: Outcome, duration_ms: int) -> N
         what_to_do = getattr(error, "what_to_do", None) or None
         if isinstance(error, SkippableError):
             state = "skipped"
+        elif isinstance(error, PermanentError) and error.code == HELD:
+            state = "held"
         elif isinstance(error, PermanentError):
             state = "dead"
         elif item.attempts >= MAX_ATTEMPTS:
@@ -174,6 +179,10 @@ def _finish(ledger: Ledger, item: Work, outcome: Outcome, duration_ms: int) -> N
                 delay = max(delay, error.retry_after)
             retry_at = utcnow() + timedelta(seconds=delay)
         outcome.state = state
+    elif outcome.state == "done" and (outcome.note or "").startswith(MISMATCH_NOTE):
+        state = outcome.state = "mismatch"  # booked, but the target's figures differ from the store's
+        what_to_do = "compare the document with the store's order (both figures are in the error); fix it in " \
+                     "the target, or accept it"
     message = str(error) if error is not None else outcome.note
     ledger.finish_step(item.step_id, state, external_id=outcome.external_id, error=message,
                        what_to_do=what_to_do, retry_at=retry_at)

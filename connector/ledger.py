@@ -20,7 +20,7 @@ from connector.migrations import migrate
 from connector.model import Order, balance_difference
 from connector.snapshot import content_hash, to_json
 
-FINAL_STATES = ("done", "skipped")
+FINAL_STATES = ("done", "skipped", "mismatch")  # ends that let dependent steps go on
 
 
 def utcnow() -> datetime:
@@ -168,7 +168,8 @@ class Ledger:
     def _dependencies_met(self, order_key: str, names: list[str]) -> bool:
         marks = ",".join("?" * len(names))
         count = self.conn.execute(
-            f"SELECT COUNT(*) FROM steps WHERE order_key = ? AND step IN ({marks}) AND state IN ('done','skipped')",
+            f"SELECT COUNT(*) FROM steps WHERE order_key = ? AND step IN ({marks})"
+            " AND state IN ('done','skipped','mismatch')",
             (order_key, *names),
         ).fetchone()[0]
         return count == len(names)
@@ -210,7 +211,7 @@ class Ledger:
     def failures(self) -> list[dict]:
         rows = self.conn.execute(
             "SELECT order_key, step, state, attempts, error, what_to_do FROM steps"
-            " WHERE state IN ('failed','dead') ORDER BY order_key, step").fetchall()
+            " WHERE state IN ('failed','dead','held','mismatch') ORDER BY order_key, step").fetchall()
         keys = ("order_key", "step", "state", "attempts", "error", "what_to_do")
         return [dict(zip(keys, row)) for row in rows]
 

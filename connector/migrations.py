@@ -160,6 +160,35 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX inbox_pending ON inbox(processed_at, store);
         CREATE INDEX inbox_resource ON inbox(store, resource_id);
     """),
+    (6, "held and mismatch states", """
+        -- Two more ends of a step: 'held' (a person edited the document in the target; the connector
+        -- will not overwrite it) and 'mismatch' (booked, but the target's total or tax differs from
+        -- the store's; both figures are in the error). SQLite cannot alter a CHECK: rebuild the table.
+        CREATE TABLE steps_new (
+            id INTEGER PRIMARY KEY,
+            order_key TEXT NOT NULL REFERENCES orders(order_key),
+            step TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'pending'
+                CHECK (state IN ('pending','in_flight','done','failed','dead','skipped','held','mismatch')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT,
+            depends_on TEXT NOT NULL DEFAULT '',
+            planned_hash TEXT NOT NULL,
+            lease_until TEXT,
+            request_id TEXT,
+            external_id TEXT,
+            error TEXT,
+            what_to_do TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            UNIQUE (order_key, step)
+        );
+        INSERT INTO steps_new SELECT id, order_key, step, state, attempts, next_attempt_at, depends_on, planned_hash,
+            lease_until, request_id, external_id, error, what_to_do, created_at, updated_at FROM steps;
+        DROP TABLE steps;
+        ALTER TABLE steps_new RENAME TO steps;
+        CREATE INDEX steps_due ON steps(state, next_attempt_at);
+    """),
 ]
 
 

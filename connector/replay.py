@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from connector.ledger import Ledger, iso, utcnow
 
-REPLAYABLE = ("failed", "dead", "skipped")
+REPLAYABLE = ("failed", "dead", "skipped", "held", "mismatch")
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def requeue(ledger: Ledger, steps: list[dict]) -> int:
         for step in steps:
             ledger.conn.execute(
                 "UPDATE steps SET state='pending', attempts=0, next_attempt_at=?, lease_until=NULL, updated_at=?"
-                " WHERE id=? AND state IN ('failed','dead','skipped')", (now, now, step["id"]))
+                " WHERE id=? AND state IN ('failed','dead','skipped','held','mismatch')", (now, now, step["id"]))
             ledger.record_event("replay", "requeued", order_key=step["order_key"], step=step["step"],
                                 detail=f"was {step['state']}: {step['error'] or ''}"[:500])
     return len(steps)

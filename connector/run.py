@@ -146,7 +146,7 @@ def print_status(settings, console: Console) -> None:
     ledger = Ledger(settings.ledger_path)
     try:
         table = Table(title="Steps by state")
-        states = ("pending", "in_flight", "done", "skipped", "failed", "dead")
+        states = ("pending", "in_flight", "done", "skipped", "failed", "dead", "held", "mismatch")
         table.add_column("step")
         for s in states:
             table.add_column(s, justify="right")

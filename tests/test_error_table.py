@@ -8,7 +8,7 @@ from adapters.error_table import HUBSPOT_CATEGORIES, QUICKBOOKS_FAULTS, hubspot_
 from connector.errors import PausedError, PermanentError, RetryableError
 
 
-@pytest.mark.parametrize("code, kind", [(3001, RetryableError), (10000, RetryableError), (5010, RetryableError),
+@pytest.mark.parametrize("code, kind", [(3001, RetryableError), (10000, RetryableError), (5010, PermanentError),
                                         (6240, PermanentError), (6070, PermanentError), (6140, PermanentError),
                                         (2050, PermanentError), (6000, PermanentError), (3200, PausedError)])
 def test_quickbooks_faults_map_to_their_intent(code, kind):

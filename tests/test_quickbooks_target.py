@@ -289,7 +289,7 @@ def test_a_document_edited_in_quickbooks_is_held_for_review_not_overwritten(sand
     run_pass(settings)
     state, error, what = ledger_rows(settings, "SELECT state, error, what_to_do FROM steps WHERE order_key = ? AND"
                                                " step = 'quickbooks.void'", key)[0]
-    assert state == "dead" and "edited in QuickBooks" in error and "review" in what
+    assert state == "held" and "edited in QuickBooks" in error and "review" in what
     assert not _invoice_of(sandbox, key)["PrivateNote"].startswith("Voided")
     events = ledger_rows(settings, "SELECT kind FROM events WHERE order_key = ? AND kind = 'held_for_review'", key)
     assert events
@@ -381,7 +381,9 @@ def test_a_total_mismatch_is_recorded_with_both_figures_without_blocking_the_ord
     import adapters.quickbooks_documents as documents
     monkeypatch.setattr(documents, "expected", _store_says_more("0.50"))
     _, _, failures = run_pass(configure(settings, rounding_item="Services"))
-    assert failures == []  # the order goes on: payments and the deal are booked
+    # The order goes on (payments and the deal are booked); the invoice step ends in its own state.
+    assert [(f["step"], f["state"]) for f in failures] == [("quickbooks.invoice", "mismatch")]
+    assert "the store says" in failures[0]["error"] and failures[0]["what_to_do"]
     events = ledger_rows(settings, "SELECT order_key, detail FROM events WHERE kind = 'total_mismatch'")
     assert len(events) == 1 and "the store says" in events[0][1]
     details = json.loads(ledger_rows(settings, "SELECT details FROM bindings WHERE kind = 'invoice' AND"
