@@ -22,7 +22,7 @@ from sandbox.generator import generate_orders
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "woocommerce"
-CK, CS = "ck_0123456789abcdef0123456789abcdef01234567", "cs_0123456789abcdef0123456789abcdef01234567"
+CK, CS = "ck_sandbox_emulator_test_key", "cs_sandbox_emulator_test_secret"
 ALL_EMULATORS = all((ROOT / "sandbox" / s / "app.py").exists() for s in ("shopify", "woocommerce", "hubspot", "quickbooks"))
 
 
