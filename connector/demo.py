@@ -97,6 +97,15 @@ def seed_sandbox(workdir: Path, orders: int, seed: int) -> dict:
     return json.loads(out.read_text())
 
 
+def write_env_file(workdir: Path, credentials: dict) -> Path:
+    """The sandbox's test credentials as ``export`` lines (0600), for commands run by hand."""
+    env_path = workdir / "env.sh"
+    env_path.write_text("".join(f"export {env}={credentials[system][key]}\n"
+                                for env, (system, key) in SECRET_ENV.items()), encoding="utf-8")
+    env_path.chmod(0o600)
+    return env_path
+
+
 def write_config(workdir: Path, credentials: dict) -> Path:
     path = workdir / "config.yaml"
     path.write_text(CONFIG_TEMPLATE.format(**credentials), encoding="utf-8")
@@ -112,10 +121,7 @@ def run_sandbox(workdir: Path, *, orders: int, seed: int, port_base: int, consol
     try:
         credentials = seed_sandbox(workdir, orders, seed)
         config_path = write_config(workdir, credentials)
-        env_path = workdir / "env.sh"
-        env_path.write_text("".join(f"export {env}={credentials[system][key]}\n"
-                                    for env, (system, key) in SECRET_ENV.items()), encoding="utf-8")
-        env_path.chmod(0o600)
+        env_path = write_env_file(workdir, credentials)
         console.print("[bold]sandbox running[/] (test credentials: these are not secrets)")
         for system, url in urls.items():
             console.print(f"  {system:<12} {url}")
@@ -159,6 +165,8 @@ def run_demo(workdir: Path, *, orders: int, keep: bool, seed: int, console: Cons
         console.print(f"[bold]3.[/] syncing with {config_path}")
         settings = load_config(config_path)
         code = run_sync_pass(settings, console)
+        env_path = write_env_file(workdir, credentials)
+        console.print(f"look around:  . {env_path} && o2c status --config {config_path}")
         if keep:
             console.print("sandbox still running; Ctrl-C to stop")
             try:

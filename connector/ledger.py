@@ -202,9 +202,11 @@ class Ledger:
         )
 
     def step_counts(self) -> dict[str, dict[str, int]]:
-        """``{step: {state: count}}`` over the whole ledger."""
+        """``{step kind: {state: count}}`` over the whole ledger (``quickbooks.payment:42`` counts as a payment)."""
         counts: dict[str, dict[str, int]] = {}
-        for step, state, n in self.conn.execute("SELECT step, state, COUNT(*) FROM steps GROUP BY step, state"):
+        kind = "CASE WHEN instr(step, ':') > 0 THEN substr(step, 1, instr(step, ':') - 1) ELSE step END"
+        for step, state, n in self.conn.execute(
+                f"SELECT {kind} AS kind, state, COUNT(*) FROM steps GROUP BY kind, state"):
             counts.setdefault(step, {})[state] = n
         return counts
 
