@@ -218,11 +218,12 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
                 INSERT INTO migrations (version, name, applied_at)
                 VALUES ({version}, '{name}', '{datetime.now(timezone.utc).isoformat()}');
                 COMMIT;""")
-        except sqlite3.OperationalError:
+        except sqlite3.Error:
+            # Never leave the script's transaction open: it would hold the write lock for good.
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             if version in applied_versions(conn):
-                continue  # another process applied it while we waited
+                continue  # another connection applied it while we waited for the lock
             raise
         applied.append(version)
     return applied
