@@ -160,8 +160,12 @@ def create_app(options: dict | None = None) -> Starlette:
             store.order_changed(shop, order, before)  # orders/updated (+ paid, cancelled...)
             return _json({"order": {"id": order["id"], "updatedAt": order["updatedAt"]}})
 
-    async def refund_order(request: Request) -> Response:
-        payload = await request.json()
+    def change_order(request: Request, payload: dict, action, answer) -> Response:
+        """Apply ``action(shop, order, payload)`` to one order, then emit its webhook events.
+
+        404 for an unknown shop or order, 422 when the action refuses (ValueError);
+        ``answer(order, result)`` is the JSON body.
+        """
         with store.lock:
             shop = store.shop(request.path_params["shop"])
             order = store.find_order(shop, request.path_params["legacy_id"]) if shop else None
@@ -169,43 +173,34 @@ def create_app(options: dict | None = None) -> Starlette:
                 return JSONResponse({"error": "no such order"}, status_code=404)
             before = store.snapshot(order)
             try:
-                refund = add_refund(store, shop, order, payload)
+                result = action(shop, order, payload)
             except ValueError as exc:
                 return JSONResponse({"error": str(exc)}, status_code=422)
-            store.order_changed(shop, order, before)  # refunds/create + orders/updated
-            return _json({"refund": refund_summary(refund), "order": {"id": order["id"], "updatedAt": order["updatedAt"]}})
+            store.order_changed(shop, order, before)  # the topics this change fires (webhooks.py)
+            return _json(answer(order, result))
+
+    def _status(order: dict, _result) -> dict:
+        return {"order": {"id": order["id"], "updatedAt": order["updatedAt"],
+                          "displayFinancialStatus": order["displayFinancialStatus"]}}
+
+    async def refund_order(request: Request) -> Response:
+        # refunds/create + orders/updated
+        return change_order(request, await request.json(),
+                            lambda shop, order, payload: add_refund(store, shop, order, payload),
+                            lambda order, refund: {"refund": refund_summary(refund),
+                                                   "order": {"id": order["id"], "updatedAt": order["updatedAt"]}})
 
     async def cancel(request: Request) -> Response:
+        # orders/cancelled + orders/updated (+ refund)
         payload = await request.json() if await request.body() else {}
-        with store.lock:
-            shop = store.shop(request.path_params["shop"])
-            order = store.find_order(shop, request.path_params["legacy_id"]) if shop else None
-            if order is None:
-                return JSONResponse({"error": "no such order"}, status_code=404)
-            before = store.snapshot(order)
-            try:
-                cancel_order(store, shop, order, payload)
-            except ValueError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=422)
-            store.order_changed(shop, order, before)  # orders/cancelled + orders/updated (+ refund)
-            return _json({"order": {"id": order["id"], "updatedAt": order["updatedAt"],
-                                    "displayFinancialStatus": order["displayFinancialStatus"]}})
+        return change_order(request, payload,
+                            lambda shop, order, payload: cancel_order(store, shop, order, payload), _status)
 
     async def pay(request: Request) -> Response:
+        # orders/paid + order_transactions/create + orders/updated
         payload = await request.json() if await request.body() else {}
-        with store.lock:
-            shop = store.shop(request.path_params["shop"])
-            order = store.find_order(shop, request.path_params["legacy_id"]) if shop else None
-            if order is None:
-                return JSONResponse({"error": "no such order"}, status_code=404)
-            before = store.snapshot(order)
-            try:
-                pay_order(store, order, payload)
-            except ValueError as exc:
-                return JSONResponse({"error": str(exc)}, status_code=422)
-            store.order_changed(shop, order, before)  # orders/paid + order_transactions/create + updated
-            return _json({"order": {"id": order["id"], "updatedAt": order["updatedAt"],
-                                    "displayFinancialStatus": order["displayFinancialStatus"]}})
+        return change_order(request, payload, lambda shop, order, payload: pay_order(store, order, payload),
+                            _status)
 
     async def configure(request: Request) -> Response:
         payload = await request.json()
