@@ -17,7 +17,7 @@ rewrites the SDK's ``/crm/v3/objects`` to ``/crm/objects/2026-03`` and so on.
 Recovery table:
 | what happens                    | what this module does                                      |
 |---------------------------------|------------------------------------------------------------|
-| 429 / 5xx                       | urllib3 retries honouring Retry-After, then RetryableError |
+| 429 / 5xx                       | retried in `_send` (each try budgeted), honouring Retry-After, then RetryableError |
 | 401 / 403                       | PermanentError: the token is wrong, revoked or lacks a scope |
 | 409 CONFLICT                    | PermanentError naming the record that already holds the value |
 | 400 VALIDATION_ERROR            | PermanentError with HubSpot's message                      |
@@ -34,13 +34,15 @@ from dataclasses import dataclass
 
 from hubspot import HubSpot
 from hubspot.discovery.discovery_base import DiscoveryBase
+from urllib3.exceptions import HTTPError as TransportError
 from urllib3.util.retry import Retry
 
 from adapters.error_table import hubspot_error
 from connector.errors import PermanentError, RetryableError
+from connector.rate_budget import (account_key, backoff_seconds, budget_for, limits_for, retries_of,
+                                   retry_after_seconds)
 
 BATCH_LIMIT = 100  # notes §3: 101 inputs give 400 VALIDATION_ERROR
-SEARCH_INTERVAL = 0.25  # notes §4: search allows 5 requests/s per account; stay under it
 PACKAGES = {"contacts": "hubspot.crm.contacts", "deals": "hubspot.crm.deals", "line_items": "hubspot.crm.line_items"}
 # Notes §2.4, SDK constants: deal->contact 3, contact->deal 4, deal->line_item 19, line_item->deal 20.
 DEAL_TO_CONTACT, DEAL_TO_LINE_ITEM = 3, 19
@@ -88,16 +90,23 @@ class HubSpotTarget:
 
     system = "hubspot"
 
-    def __init__(self, settings):
+    def __init__(self, settings, limits=None):
         self.calls = 0
         self.timeout = settings.timeout_seconds
-        self._last_search = 0.0
         self._apis: dict[tuple, object] = {}
+        token = settings.access_token.get_secret_value()
+        # One budget per app (token) for the whole process, search its own (connector/rate_budget.py);
+        # ``limits`` is the config's ``limits:`` section (None: the defaults). The key never holds the token.
+        account = getattr(settings, "portal_id", None) or account_key(token)
+        self.budget = budget_for("hubspot", account, limits_for("hubspot", limits))
+        self.search_budget = budget_for("hubspot-search", account, limits_for("hubspot-search", limits))
+        # The in-request retry policy: _send runs it so that every try takes a slot; urllib3 must not retry.
+        self._retry = Retry(total=5, status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
+                            backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=True)
         self._client = HubSpot(
-            access_token=settings.access_token.get_secret_value(),
+            access_token=token,
             host=settings.host,
-            retry=Retry(total=5, status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
-                        backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=True),
+            retry=Retry(0, read=False),
             api_factory=path_rewriter(getattr(settings, "api_version", "legacy")),
         )
 
@@ -110,12 +119,43 @@ class HubSpotTarget:
             self._apis[path] = api
         return self._apis[path]
 
-    def _send(self, call, *args, **kwargs):
-        """One request: count it, pace by the rate headers, classify a failure."""
+    def _send(self, call, *args, budget=None, **kwargs):
+        """One API call (counted once): every try takes a slot of ``budget`` (the account's by default).
+
+        429, 5xx and transport errors are retried here, not in urllib3, so retries are budgeted too:
+        Retry-After or the backoff, a 429 pausing the budget for everyone; a DAILY 429 is not retried
+        (notes §4). The rate headers of every answer feed the budget (:meth:`_pace`).
+        """
         self.calls += 1
-        data, _status, headers = call(*args, _request_timeout=(5, self.timeout), **kwargs)
-        self._pace(headers)
-        return data
+        budget = budget or self.budget
+        tries = 1 + retries_of(self._retry)
+        for attempt in range(1, tries + 1):
+            with budget.slot():
+                try:
+                    data, _status, headers = call(*args, _request_timeout=(5, self.timeout), **kwargs)
+                except Exception as exc:  # each SDK package has its own ApiException class (notes §6)
+                    failure = exc
+                else:
+                    failure = None
+            if failure is None:
+                self._pace(headers, budget)
+                return data
+            status = getattr(failure, "status", None)
+            headers = getattr(failure, "headers", None) or {}
+            self._pace(headers, budget)
+            daily = status == 429 and "daily" in str(getattr(failure, "body", "") or "").lower()
+            if attempt == tries or daily or not (isinstance(failure, TransportError)
+                                                 or status in self._retry.status_forcelist):
+                raise failure
+            wait = retry_after_seconds(headers.get("Retry-After"))
+            wait = backoff_seconds(self._retry, attempt) if wait is None else wait
+            if wait > budget.limits.max_wait:
+                raise failure  # the ledger retries the step later
+            if status == 429:
+                budget.penalise(wait)  # the next try waits for it in its slot, and so does everyone else
+            else:
+                time.sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
 
     # -- objects ------------------------------------------------------------
     def upsert(self, object_type: str, records: dict[str, dict[str, str]], id_property: str) -> dict[str, WriteResult]:
@@ -208,19 +248,45 @@ class HubSpotTarget:
     def find_contact_by_phone(self, phone: str) -> str | None:
         """The oldest contact whose ``phone`` equals ``phone``, or None."""
         from hubspot.crm.contacts import Filter, FilterGroup, PublicObjectSearchRequest
-        wait = self._last_search + SEARCH_INTERVAL - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
         request = PublicObjectSearchRequest(
             filter_groups=[FilterGroup(filters=[Filter(property_name="phone", operator="EQ", value=phone)])],
             properties=["email", "phone"], sorts=["createdate"], limit=1)
-        try:
-            data = self._send(self._api("contacts", "search_api").do_search_with_http_info, request)
+        try:  # search has its own budget (5/s per account, notes §4), shared with every other search
+            data = self._send(self._api("contacts", "search_api").do_search_with_http_info, request,
+                              budget=self.search_budget)
         except Exception as exc:
             raise classify(exc, "contacts") from None
-        finally:
-            self._last_search = time.monotonic()
         return data.results[0].id if data.results else None
+
+    def read_by_property(self, object_type: str, id_property: str, values: list[str],
+                         properties: list[str]) -> dict[str, dict]:
+        """Read records by a unique property (``batch/read`` with ``idProperty``), 100 per call.
+
+        Returns ``{value: {"id": record id, "properties": {name: value}}}`` for the values
+        HubSpot holds (``properties`` plus ``id_property``); a value no record has is left
+        out. Reads only: ``o2c replay --dry-run`` compares what it would send with this.
+        """
+        models = importlib.import_module(PACKAGES[object_type])
+        wanted = {_fold(object_type, id_property, v): v for v in dict.fromkeys(values)}
+        names = list(dict.fromkeys([id_property, *properties]))
+        found: dict[str, dict] = {}
+        keys = list(wanted.values())
+        for start in range(0, len(keys), BATCH_LIMIT):
+            body = models.BatchReadInputSimplePublicObjectId(
+                id_property=id_property, properties=names, properties_with_history=[],
+                inputs=[models.SimplePublicObjectId(id=key) for key in keys[start:start + BATCH_LIMIT]])
+            try:
+                data = self._send(self._api(object_type, "batch_api").read_with_http_info, body)
+            except Exception as exc:
+                if getattr(exc, "status", None) == 404:
+                    continue  # none of them exists
+                raise classify(exc, object_type) from None
+            for record in data.results or []:
+                props = record.properties or {}
+                key = wanted.get(_fold(object_type, id_property, props.get(id_property) or ""))
+                if key is not None:
+                    found[key] = {"id": record.id, "properties": {n: props.get(n) for n in names}}
+        return found
 
     # -- associations v4 ----------------------------------------------------------
     def associate(self, from_type: str, to_type: str, type_id: int,
@@ -251,15 +317,24 @@ class HubSpotTarget:
                     outcome[pair] = _item_error(error, f"{from_type}->{to_type} association", f"{pair[0]}->{pair[1]}")
         return outcome
 
-    @staticmethod
-    def _pace(headers) -> None:
-        """Wait out the rest of the 10-second window when (almost) nothing is left of it (notes §4)."""
+    def _pace(self, headers, budget=None) -> None:
+        """Tell the budget what HubSpot says is left of the 10-second window (notes §4).
+
+        The budget believes the vendor when it says fewer remain (other clients of the app) and
+        takes ``Max`` when it is below the configured limit. Search answers carry no headers.
+        """
         if not headers:
             return
-        remaining = headers.get("X-HubSpot-RateLimit-Remaining")
-        interval = headers.get("X-HubSpot-RateLimit-Interval-Milliseconds")
-        if remaining is not None and interval and int(remaining) <= 1:
-            time.sleep(int(interval) / 1000)
+
+        def number(name):
+            try:
+                return int(headers.get(name))
+            except (TypeError, ValueError):
+                return None
+        remaining, maximum = number("X-HubSpot-RateLimit-Remaining"), number("X-HubSpot-RateLimit-Max")
+        if remaining is not None or maximum is not None:
+            (budget or self.budget).observe(remaining=remaining, limit=maximum,
+                                            window_ms=number("X-HubSpot-RateLimit-Interval-Milliseconds"))
 
 
 def _fold(object_type: str, id_property: str, value: str) -> str:

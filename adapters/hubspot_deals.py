@@ -30,6 +30,7 @@ Recovery table:
 from __future__ import annotations
 
 from connector.errors import PermanentError, SkippableError
+from connector.events import error_answer, payload_hash
 from connector.protocols import Outcome, Work
 from adapters.hubspot import DEAL_TO_CONTACT, DEAL_TO_LINE_ITEM, HubSpotTarget
 from mappings.hubspot_contact import contact_key
@@ -159,11 +160,34 @@ class DealSteps:
             result = results.get(key)
             error = errors.get(item.step_id) or (result.error if result else None) or line_errors.get(key) \
                 or (link_errors.get(result.object_id) if result else None)
+            sent, answer = self._deal_answer(key, deals, lines, owner, result, line_errors, link_errors)
             if error is not None:
-                outcomes.append(Outcome(item.step_id, "failed", error=error))
+                outcomes.append(Outcome(item.step_id, "failed", error=error, payload_hash=sent, response=answer))
             else:
-                outcomes.append(Outcome(item.step_id, "done", external_id=result.object_id, created=result.created))
+                outcomes.append(Outcome(item.step_id, "done", external_id=result.object_id, created=result.created,
+                                        payload_hash=sent, response=answer))
         return outcomes
+
+    @staticmethod
+    def _deal_answer(key, deals, lines, owner, result, line_errors, link_errors) -> tuple[str | None, str | None]:
+        """Hash of what was sent for one order (deal and line items) and a line of what HubSpot answered."""
+        if key not in deals:
+            return None, None  # refused before sending (a wrong stage id)
+        own = {line_key: lines[line_key] for line_key, order_key in owner.items() if order_key == key}
+        sent = payload_hash({"deal": deals[key], "line_items": own})
+        if result is None:
+            return sent, None
+        if result.error is not None:
+            return sent, error_answer(result.error)
+        parts = [f"deal {result.object_id} {'created' if result.created else 'updated'}",
+                 f"{len(own)} line item{'' if len(own) == 1 else 's'}"]
+        if key in line_errors:
+            parts.append(f"line items refused: {error_answer(line_errors[key]) or 'no answer'}")
+        elif result.object_id in link_errors:
+            parts.append(f"associations failed: {error_answer(link_errors[result.object_id]) or 'no answer'}")
+        else:
+            parts.append("associations ok")
+        return sent, ", ".join(parts)
 
     def _contact_of(self, item: Work) -> str | None:
         """The contact bound for this order (by email or matched by phone), if any."""
@@ -202,10 +226,16 @@ class DealSteps:
             if item.step_id in outcomes:
                 continue
             result = results[item.order.order_key]
+            sent = payload_hash(updates[item.order.order_key])
             if result.error is not None:
-                outcomes[item.step_id] = Outcome(item.step_id, "failed", error=result.error)
+                outcomes[item.step_id] = Outcome(item.step_id, "failed", error=result.error, payload_hash=sent,
+                                                 response=error_answer(result.error))
             else:
-                outcomes[item.step_id] = Outcome(item.step_id, "done", external_id=result.object_id)
+                props = updates[item.order.order_key]
+                outcomes[item.step_id] = Outcome(
+                    item.step_id, "done", external_id=result.object_id, payload_hash=sent,
+                    response=f"deal {result.object_id} updated: QuickBooks {props.get('o2c_qbo_doc_number')} "
+                             f"{props.get('o2c_qbo_status')}, stage {props.get('dealstage')}")
         return [outcomes[item.step_id] for item in work]
 
     def _booking(self, order_key: str) -> tuple[str, dict] | None:

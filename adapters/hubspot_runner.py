@@ -23,6 +23,7 @@ from __future__ import annotations
 from adapters.hubspot import HubSpotTarget
 from adapters.hubspot_deals import DealSteps
 from connector.errors import SkippableError
+from connector.events import error_answer, payload_hash
 from connector.protocols import Outcome, Work
 from mappings.hubspot_contact import contact_key, contact_properties
 
@@ -71,14 +72,18 @@ class HubSpotRunner:
                 continue
             email = contact_key(item.order)
             result = results[email]
+            sent = payload_hash(properties[email])  # the newest order's details went for the whole shopper
             if result.error is not None:
-                outcomes[item.step_id] = Outcome(item.step_id, "failed", error=result.error)
+                outcomes[item.step_id] = Outcome(item.step_id, "failed", error=result.error, payload_hash=sent,
+                                                 response=error_answer(result.error))
                 continue
             self.ledger.bind("hubspot", "contact", email, result.object_id)
             self.ledger.bind("hubspot", "order_contact", item.order.order_key, result.object_id)
             created = result.created and email not in reported_new
             reported_new.add(email)
-            outcomes[item.step_id] = Outcome(item.step_id, "done", external_id=result.object_id, created=created)
+            outcomes[item.step_id] = Outcome(
+                item.step_id, "done", external_id=result.object_id, created=created, payload_hash=sent,
+                response=f"contact {result.object_id} {'created' if result.created else 'updated'}")
         return [outcomes[item.step_id] for item in work]
 
     def _without_email(self, item: Work) -> Outcome:
@@ -97,7 +102,8 @@ class HubSpotRunner:
         if contact_id is None:
             return _skip(item, f"order {order.name} has no email, and no HubSpot contact has the phone {phone}")
         self.ledger.bind("hubspot", "order_contact", order.order_key, contact_id, {"matched_by": "phone"})
-        return Outcome(item.step_id, "done", external_id=contact_id, note=f"matched by phone {phone}")
+        return Outcome(item.step_id, "done", external_id=contact_id, note=f"matched by phone {phone}",
+                       response=f"contact {contact_id} found by phone")
 
 
 def _skip(item: Work, reason: str) -> Outcome:

@@ -10,7 +10,7 @@ numbers.
 Recovery table:
 | what happens                          | what this module does                           |
 |---------------------------------------|-------------------------------------------------|
-| 429 / 5xx / connection errors         | the session retries (urllib3, Retry-After), then RetryableError |
+| 429 / 5xx / connection errors         | the session retries, each try in a realm budget slot (a 429 pauses it), then RetryableError |
 | 401                                   | refresh the token once and retry, then PermanentError |
 | 429 after the session's retries       | RetryableError, retry after 60 s (notes §3: "wait 60 seconds") |
 | Fault 6240 Duplicate Name             | the caller finds the existing customer and binds it |
@@ -26,16 +26,17 @@ from __future__ import annotations
 import json
 import re
 from decimal import Decimal
+from urllib.parse import urlsplit
 
 import requests
 from quickbooks import QuickBooks
 from quickbooks.exceptions import AuthorizationException, QuickbooksException
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from adapters.quickbooks_auth import TokenVault
 from adapters.error_table import quickbooks_error
 from connector.errors import PermanentError, RetryableError
+from connector.rate_budget import BudgetedHTTPAdapter, budget_for, limits_for
 
 _MARK = "__o2c_decimal__"
 _NUMBER = re.compile(r'"' + _MARK + r'(-?[0-9]+(?:\.[0-9]+)?)"')
@@ -66,11 +67,16 @@ class QuickBooksTarget:
 
     system = "quickbooks"
 
-    def __init__(self, settings, ledger):
+    def __init__(self, settings, ledger, limits=None):
         self.settings = settings
         self.realm = settings.realm_id
         self.vault = TokenVault(settings, ledger)
         self.calls = 0
+        # One budget per realm for the whole process (connector/rate_budget.py); ``limits`` is the
+        # config's ``limits:`` section (None: the defaults). Token refreshes go to Intuit's OAuth
+        # endpoint through intuitlib, not this session, so they are not charged to the realm.
+        self.budget = budget_for("quickbooks", self.realm, limits_for("quickbooks", limits))
+        self.batch_budget = budget_for("quickbooks-batch", self.realm, limits_for("quickbooks-batch", limits))
         self._client: QuickBooks | None = None
         self.last_status: int | None = None
         self.last_intuit_tid: str | None = None
@@ -79,12 +85,25 @@ class QuickBooksTarget:
     def _session(self, token: str) -> requests.Session:
         session = requests.Session()
         session.access_token = token  # python-quickbooks reads the bearer token from here
+        # The retry policy; BudgetedHTTPAdapter runs it (not urllib3), so each retry takes its own slot.
         retry = Retry(total=4, status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
                       backoff_factor=1.0, respect_retry_after_header=True, raise_on_status=False)
-        session.mount("http://", HTTPAdapter(max_retries=retry))
-        session.mount("https://", HTTPAdapter(max_retries=retry))
+        adapter = BudgetedHTTPAdapter(self._charges, retry)
+        session.mount("http://", adapter)
+        session.mount("https://", adapter)
         session.hooks["response"].append(self._remember_response)
         return session
+
+    def _charges(self, request) -> list:
+        """What one HTTP attempt costs: a batch is one batch request and one call per item (notes §2.2)."""
+        if urlsplit(request.url or "").path.rstrip("/").endswith("/batch"):
+            try:
+                body = request.body.decode("utf-8") if isinstance(request.body, bytes) else request.body
+                items = len(json.loads(body).get("BatchItemRequest") or [])
+            except (AttributeError, TypeError, ValueError):
+                items = 1
+            return [(self.batch_budget, 1), (self.budget, max(1, items))]
+        return [(self.budget, 1)]
 
     def _remember_response(self, response, *args, **kwargs):
         self.calls += 1

@@ -13,7 +13,7 @@ from ``quickbooks.display_name_template``.
 from __future__ import annotations
 
 from adapters.quickbooks import DUPLICATE_NAME
-from adapters.quickbooks_runner import Books, Pending
+from adapters.quickbooks_runner import Books, Pending, stamp
 from connector.errors import PermanentError, StepError
 from connector.protocols import Outcome, Work
 from mappings.quickbooks_documents import (
@@ -47,10 +47,11 @@ def run(books: Books, kind: str, work: list[Work]) -> dict[int, Outcome]:
     outcomes.update(books.create_all(list(pending.values())))
     for item, key in waiting:
         bound = books.ledger.binding("quickbooks", "customer", key)
-        outcomes[item.step_id] = Outcome(item.step_id, "done", external_id=bound) if bound else Outcome(
+        outcomes[item.step_id] = Outcome(item.step_id, "done", external_id=bound, response=(
+            f"bound in this batch for another order of the shopper: Customer {bound}")) if bound else Outcome(
             item.step_id, "failed", error=StepError("the shopper's customer could not be created in this batch",
                                                     what_to_do="nothing; it is retried"))
-    return outcomes
+    return stamp(work, outcomes)
 
 
 def _lookup(books: Books, item: Work):
@@ -59,7 +60,7 @@ def _lookup(books: Books, item: Work):
     key = customer_key(order)
     bound = ledger.binding("quickbooks", "customer", key)
     if bound:
-        return Outcome(item.step_id, "done", external_id=bound)
+        return Outcome(item.step_id, "done", external_id=bound, response=f"already bound: Customer {bound}")
     found = target.find_customer(email=order.customer.email) if order.customer.email else None
     name = display_name(order, books.settings.display_name_template)
     if found is None:
@@ -72,7 +73,8 @@ def _lookup(books: Books, item: Work):
     if found is not None:
         found = _active(books, key, found)
         ledger.bind("quickbooks", "customer", key, found["Id"], {"DisplayName": found.get("DisplayName")})
-        return Outcome(item.step_id, "done", external_id=found["Id"], note="found existing customer")
+        return Outcome(item.step_id, "done", external_id=found["Id"], note="found existing customer",
+                       response=f"found existing: Customer {found['Id']}")
     return key, name
 
 

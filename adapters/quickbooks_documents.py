@@ -27,8 +27,9 @@ from decimal import Decimal
 
 from adapters.quickbooks import STALE_OBJECT
 from adapters.quickbooks_items import resolve
-from adapters.quickbooks_runner import Books, Pending
+from adapters.quickbooks_runner import Books, Pending, stamp, summary
 from connector.errors import PermanentError, SkippableError, StepError
+from connector.events import error_answer, payload_hash
 from connector.protocols import Outcome, Work
 from mappings.quickbooks_documents import customer_key, doc_number, request_id
 from mappings.quickbooks_money import main_gateway, receipt_payment_fields
@@ -87,7 +88,8 @@ def run_documents(books: Books, kind: str, work: list[Work]) -> dict[int, Outcom
     for item in work:
         existing = document_of(books.ledger, item.order.order_key)
         if existing and existing[0] == entity:
-            outcomes[item.step_id] = Outcome(item.step_id, "done", external_id=existing[1])
+            outcomes[item.step_id] = Outcome(item.step_id, "done", external_id=existing[1], response=(
+                f"already bound: {entity} {existing[1]} DocNumber {existing[2].get('DocNumber')}"))
         elif existing:
             outcomes[item.step_id] = Outcome(item.step_id, "skipped", error=SkippableError(
                 f"the order is already booked as {existing[0]} {existing[2].get('DocNumber')}; not booking a "
@@ -104,7 +106,7 @@ def run_documents(books: Books, kind: str, work: list[Work]) -> dict[int, Outcom
     _probe(books, entity, todo, numbers, outcomes)
     todo = [w for w in todo if w.step_id not in outcomes]
     if not todo:
-        return outcomes
+        return stamp(work, outcomes)
     items = resolve(books, [w.order for w in todo])
     pending = []
     for item in todo:
@@ -113,7 +115,7 @@ def run_documents(books: Books, kind: str, work: list[Work]) -> dict[int, Outcom
         except StepError as exc:
             outcomes[item.step_id] = Outcome(item.step_id, "failed", error=exc)
     outcomes.update(books.create_all(pending))
-    return outcomes
+    return stamp(work, outcomes)
 
 
 def _probe(books: Books, entity: str, todo: list[Work], numbers: dict, outcomes: dict) -> None:
@@ -126,7 +128,8 @@ def _probe(books: Books, entity: str, todo: list[Work], numbers: dict, outcomes:
         doc = found.get(numbers[item.step_id])
         if doc is not None and item.order.order_key in (doc.get("PrivateNote") or ""):
             bind_document(books, item.order.order_key, entity, doc)
-            outcomes[item.step_id] = Outcome(item.step_id, "done", external_id=doc["Id"], note="found by DocNumber")
+            outcomes[item.step_id] = Outcome(item.step_id, "done", external_id=doc["Id"], note="found by DocNumber",
+                                             response=f"found by probe: {summary(entity, doc)}")
         elif doc is not None:
             outcomes[item.step_id] = Outcome(item.step_id, "failed", error=PermanentError(
                 f"DocNumber {numbers[item.step_id]} is used by another {entity} ({doc['Id']}) not booked for "
@@ -195,7 +198,7 @@ def run_voids(books: Books, kind: str, work: list[Work]) -> dict[int, Outcome]:
             outcomes[item.step_id] = _void(books, item)
         except StepError as exc:
             outcomes[item.step_id] = Outcome(item.step_id, "failed", error=exc)
-    return outcomes
+    return stamp(work, outcomes)
 
 
 def _void(books: Books, item: Work) -> Outcome:
@@ -206,28 +209,37 @@ def _void(books: Books, item: Work) -> Outcome:
                         what_to_do="replay the document step first")
     entity, doc_id, details = found
     if details.get("Voided"):
-        return Outcome(item.step_id, "done", external_id=doc_id)
+        return Outcome(item.step_id, "done", external_id=doc_id,
+                       response=f"already voided: {entity} {doc_id} DocNumber {details.get('DocNumber')}")
     rid = request_id(order.order_key, "quickbooks.void")
     token = details.get("SyncToken") or "0"
+    body = {"Id": doc_id, "SyncToken": token, "sparse": True}
+    answer = "voided"
     try:
-        voided = books.target.update(entity, {"Id": doc_id, "SyncToken": token, "sparse": True}, rid, void=True)
+        voided = books.target.update(entity, body, rid, void=True)
     except PermanentError as exc:
         if exc.code != str(STALE_OBJECT):
             raise
         current = books.target.read(entity, doc_id)
+        stale = f"{error_answer(exc) or exc}; re-read SyncToken {current.get('SyncToken')}"
         if (current.get("PrivateNote") or "").startswith("Voided"):
-            voided = current
+            voided, answer = current, f"{stale}, found voided"
         elif fingerprint(current) != details.get("Fingerprint"):
             books.ledger.record_event("held_for_review", "dead", order_key=order.order_key, step=item.step,
                                       detail=f"{entity} {details.get('DocNumber')} was edited in QuickBooks")
-            raise PermanentError(
+            held = PermanentError(
                 f"{entity} {details.get('DocNumber')} was edited in QuickBooks after it was booked; the "
                 "connector does not overwrite a person's changes", system="quickbooks", code="held_for_review",
                 what_to_do=f"review {entity} {details.get('DocNumber')} in QuickBooks and void it there if the "
-                           "order is cancelled, then mark this step resolved (or replay)") from exc
+                           "order is cancelled, then mark this step resolved (or replay)")
+            held.__cause__ = exc
+            return Outcome(item.step_id, "failed", error=held, payload_hash=payload_hash(body), request_id=rid,
+                           response=f"{stale}, edited since booked: {summary(entity, current)}")
         else:
             # Only our own writes (payments) moved the SyncToken: retry once with the fresh one.
-            voided = books.target.update(entity, {"Id": doc_id, "SyncToken": current["SyncToken"], "sparse": True},
-                                         rid + "-2", void=True)
+            body, rid = {"Id": doc_id, "SyncToken": current["SyncToken"], "sparse": True}, rid + "-2"
+            voided = books.target.update(entity, body, rid, void=True)
+            answer = f"{stale}, voided"
     bind_document(books, order.order_key, entity, voided, {"Voided": True})
-    return Outcome(item.step_id, "done", external_id=doc_id, created=True, note="voided")
+    return Outcome(item.step_id, "done", external_id=doc_id, created=True, note="voided",
+                   payload_hash=payload_hash(body), request_id=rid, response=f"{answer}: {summary(entity, voided)}")

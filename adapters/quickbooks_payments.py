@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from adapters.quickbooks_documents import bind_document, document_of
 from adapters.quickbooks_items import resolve
-from adapters.quickbooks_runner import Books, Pending
+from adapters.quickbooks_runner import Books, Pending, stamp, summary
 from connector.errors import SkippableError, StepError
 from connector.protocols import Outcome, Work
 from mappings.quickbooks_documents import customer_key, doc_number, request_id
@@ -60,7 +60,7 @@ def run_payments(books: Books, kind: str, work: list[Work]) -> dict[int, Outcome
             outcomes[item.step_id] = Outcome(item.step_id, "failed", error=exc)
     outcomes.update(books.create_all(pending))
     _refresh_invoices(books, [item for item, _ in todo])
-    return outcomes
+    return stamp(work, outcomes)
 
 
 def _payment_ready(books: Books, item: Work):
@@ -72,7 +72,7 @@ def _payment_ready(books: Books, item: Work):
     key = f"{order.order_key}|{txn_id}"
     bound = books.ledger.binding("quickbooks", "payment", key)
     if bound:
-        return Outcome(item.step_id, "done", external_id=bound)
+        return Outcome(item.step_id, "done", external_id=bound, response=f"already bound: Payment {bound}")
     if books.ledger.binding("quickbooks", "payment", order.order_key):
         return Outcome(item.step_id, "skipped", error=SkippableError(
             "an earlier version booked one payment for the whole order", what_to_do="nothing"))
@@ -94,7 +94,8 @@ def _probe_payments(books: Books, todo, outcomes) -> None:
                     item.order.order_key in (payment.get("PrivateNote") or ""):
                 _bind_payment(books, item, txn, payment)
                 outcomes[item.step_id] = Outcome(item.step_id, "done", external_id=payment["Id"],
-                                                 note="found by PaymentRefNum")
+                                                 note="found by PaymentRefNum",
+                                                 response=f"found by probe: {summary('Payment', payment)}")
                 break
 
 
@@ -147,7 +148,8 @@ def run_refunds(books: Books, kind: str, work: list[Work]) -> dict[int, Outcome]
         refund = next((r for r in item.order.refunds if r.source_refund_id == refund_id), None)
         bound = books.ledger.binding("quickbooks", "refund", f"{item.order.order_key}|{refund_id}")
         if bound:
-            outcomes[item.step_id] = Outcome(item.step_id, "done", external_id=bound)
+            outcomes[item.step_id] = Outcome(item.step_id, "done", external_id=bound,
+                                             response=f"already bound: refund document {bound}")
         elif refund is None:
             outcomes[item.step_id] = Outcome(item.step_id, "skipped", error=SkippableError(
                 f"refund {refund_id} is no longer in the store's order", what_to_do="nothing"))
@@ -169,13 +171,16 @@ def run_refunds(books: Books, kind: str, work: list[Work]) -> dict[int, Outcome]
         found = books.target.find_by_doc_numbers(entity, [numbers[i.step_id] for i, _ in retried])
         for item, refund in retried:
             doc = found.get(numbers[item.step_id])
-            if doc is not None and item.order.order_key in (doc.get("PrivateNote") or ""):
+            note = (doc or {}).get("PrivateNote") or ""
+            # The note names the refund itself: a DocNumber alone could be another refund's.
+            if doc is not None and item.order.order_key in note and f"refund {refund.source_refund_id} " in note:
                 _bind_refund(books, item, refund, entity, doc)
                 outcomes[item.step_id] = Outcome(item.step_id, "done", external_id=doc["Id"],
-                                                 note="found by DocNumber")
+                                                 note="found by DocNumber",
+                                                 response=f"found by probe: {summary(entity, doc)}")
     todo = [(i, r) for i, r in todo if i.step_id not in outcomes]
     if not todo:
-        return outcomes
+        return stamp(work, outcomes)
     items = resolve(books, [i.order for i, _ in todo])
     pending = []
     for item, refund in todo:
@@ -184,7 +189,7 @@ def run_refunds(books: Books, kind: str, work: list[Work]) -> dict[int, Outcome]
         except StepError as exc:
             outcomes[item.step_id] = Outcome(item.step_id, "failed", error=exc)
     outcomes.update(books.create_all(pending))
-    return outcomes
+    return stamp(work, outcomes)
 
 
 def _refund_pending(books: Books, entity: str, item: Work, refund, items, number: str) -> Pending:

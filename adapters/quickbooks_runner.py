@@ -32,9 +32,10 @@ from dataclasses import dataclass, field
 
 from adapters.quickbooks import BATCH_MAX, QuickBooksTarget
 from connector.errors import PermanentError, StepError
+from connector.events import error_answer, payload_hash
 from connector.planner import kind_of
 from connector.protocols import Outcome, Work
-from mappings.quickbooks_documents import REQUEST_ID_NAMESPACE
+from mappings.quickbooks_documents import REQUEST_ID_NAMESPACE, customer_key, request_id
 from mappings.quickbooks_money import GatewayRefs
 from mappings.quickbooks_sales import TaxPolicy
 
@@ -128,16 +129,54 @@ class Books:
                     results = {f"b{i}": exc for i in range(len(chunk))}
             for i, item in enumerate(chunk):
                 result = results[f"b{i}"]
+                # What QuickBooks answered for this item (an object or a fault), for the events table.
+                answer = summary(item.entity, result) if isinstance(result, dict) else error_answer(result)
+                if answer and len(chunk) > 1:
+                    answer += f" (batch {batch_id} b{i})"
                 try:
                     if isinstance(result, StepError) and item.rescue is not None:
-                        outcomes[item.work.step_id] = item.rescue(result)
+                        outcome = item.rescue(result)
+                        if outcome.response is None:
+                            found = f"{outcome.note or 'then found'}: {item.entity} {outcome.external_id}"
+                            outcome.response = f"{answer}; {found}" if answer else found
                     elif isinstance(result, Exception):
                         raise result
                     else:
-                        outcomes[item.work.step_id] = item.done(result)
+                        outcome = item.done(result)
                 except StepError as exc:
-                    outcomes[item.work.step_id] = Outcome(item.work.step_id, "failed", error=exc)
+                    outcome = Outcome(item.work.step_id, "failed", error=exc)
+                outcome.payload_hash = outcome.payload_hash or payload_hash(item.body)
+                outcome.request_id = outcome.request_id or item.request_id
+                if outcome.response is None:
+                    outcome.response = answer
+                outcomes[item.work.step_id] = outcome
         return outcomes
+
+
+def summary(entity: str, obj: dict) -> str:
+    """A short line of what QuickBooks holds: ``Invoice 145 DocNumber SH-1001 TotalAmt 12.50``."""
+    parts = [entity, str(obj.get("Id"))]
+    if obj.get("DocNumber"):
+        parts += ["DocNumber", str(obj["DocNumber"])]
+    if obj.get("TotalAmt") is not None:
+        parts += ["TotalAmt", str(obj["TotalAmt"])]
+    return " ".join(parts)
+
+
+def step_request_id(item: Work) -> str:
+    """The deterministic ``requestid`` of the step's write: per shopper for customers, else per order and step."""
+    order = item.order
+    key = customer_key(order) if kind_of(item.step) == "quickbooks.customer" else order.order_key
+    return request_id(key, item.step)
+
+
+def stamp(work: list[Work], outcomes: dict[int, Outcome]) -> dict[int, Outcome]:
+    """Give each outcome its step's request id (also when this attempt sent nothing: bound, found, refused)."""
+    for item in work:
+        outcome = outcomes.get(item.step_id)
+        if outcome is not None and outcome.request_id is None:
+            outcome.request_id = step_request_id(item)
+    return outcomes
 
 
 class QuickBooksRunner:

@@ -20,6 +20,7 @@ import http.client
 import json
 import time
 import urllib.error
+import urllib.request
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 from urllib.parse import urlparse
@@ -61,6 +62,26 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, (urllib.error.URLError, TimeoutError, ConnectionError, http.client.HTTPException))
 
 
+class TimedGraphQL(shopify.GraphQL):
+    """The SDK's GraphQL client with a timeout on every request.
+
+    ``shopify.GraphQL.execute`` calls ``urlopen`` without one (and prints error
+    bodies to stdout): one answer that never comes would hang a daemon's poll job
+    for good. Same endpoint, headers and body as the SDK builds; only the wait is
+    bounded and errors are raised, not printed.
+    """
+
+    timeout_seconds = 60.0
+
+    def execute(self, query, variables=None, operation_name=None):
+        headers = self.merge_headers({"Accept": "application/json", "Content-Type": "application/json"},
+                                     self.headers)
+        data = {"query": query, "variables": variables, "operationName": operation_name}
+        request = urllib.request.Request(self.endpoint, json.dumps(data).encode("utf-8"), headers)
+        with urllib.request.urlopen(request, timeout=self.timeout_seconds) as response:
+            return response.read().decode("utf-8")
+
+
 def shopify_timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -93,7 +114,8 @@ class ShopifySource:
             # A non-myshopify host (the local sandbox) would be rewritten by Session's host rules;
             # set the site directly, as ../shared/notes/shopify.md §4 recipe A does.
             shopify.ShopifyResource.site = f"{store.shop_url}/admin/api/{store.api_version}"
-        client = shopify.GraphQL()  # captures endpoint and headers now; no global state used later
+        client = TimedGraphQL()  # captures endpoint and headers now; no global state used later
+        client.timeout_seconds = store.timeout_seconds
         # get_headers() hands out the shared thread-local dict, which clear_session() empties: keep a copy.
         client.headers = dict(client.headers)
         shopify.ShopifyResource.clear_session()

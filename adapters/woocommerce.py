@@ -17,6 +17,7 @@ Recovery table:
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
@@ -25,6 +26,7 @@ from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponen
 from woocommerce import API
 
 from connector.errors import SourceError
+from connector.rate_budget import budget_for, limits_for, retry_after_seconds
 from connector.model import Order, require_balanced
 from mappings.woocommerce_order import map_order
 
@@ -52,10 +54,13 @@ class WooCommerceSource:
 
     system = "woocommerce"
 
-    def __init__(self, store):
+    def __init__(self, store, limits=None):
         self.store = store.name
         self.posting = store.posting
         self.calls = 0
+        # A rate budget per site only when ``limits.woocommerce.requests_per_second`` is set.
+        spec = limits_for("woocommerce", limits)
+        self._budget = budget_for("woocommerce", store.url, spec) if spec else None
         self._api = API(
             url=store.url,
             consumer_key=store.consumer_key.get_secret_value(),
@@ -70,7 +75,10 @@ class WooCommerceSource:
            wait=wait_exponential(multiplier=0.5, max=20), reraise=True)
     def _get(self, endpoint: str, params: dict) -> requests.Response:
         self.calls += 1
-        response = self._api.get(endpoint, params=params)
+        with self._budget.slot() if self._budget else nullcontext():
+            response = self._api.get(endpoint, params=params)
+        if response.status_code == 429 and self._budget:
+            self._budget.penalise(min(60.0, retry_after_seconds(response.headers.get("Retry-After")) or 1.0))
         if response.status_code == 429 or response.status_code >= 500:
             raise _Transient(response, f"HTTP {response.status_code}")
         return response

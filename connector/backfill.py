@@ -67,7 +67,7 @@ def backfill_store(source: BulkSource, settings, ledger: Ledger, since: datetime
     done = job["orders_done"]
     for page in source.bulk_pages(Path(job["file"]), skip=done):
         with ledger.transaction():
-            record_page(source, page, ledger, result)
+            record_page(source, page, ledger, result, via="backfill")
             done += len(page)
             ledger.update_backfill(job["id"], orders_done=done)
         if progress:

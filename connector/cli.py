@@ -27,6 +27,7 @@ Examples:
   o2c backfill --store S --since DATE    a Shopify store's history, through a bulk export
   o2c status --config config.yaml        what the ledger holds, step by step
   o2c replay --config config.yaml --state dead --dry-run   what a replay would do
+  o2c reconcile --config config.yaml --fix   prove the books match the stores; repair what is safe
   o2c check-config --config config.yaml  validate the configuration and stop
   o2c auth quickbooks --config config.yaml  connect or reconnect QuickBooks
   o2c sandbox                            run the local emulators for manual use
@@ -157,10 +158,16 @@ def daemon(config_path: str, worker_seconds: float, run_for: float | None, verbo
 @click.option("--system", type=click.Choice(["hubspot", "quickbooks"]), default=None)
 @click.option("--since", default=None, help="only steps last updated at or after this ISO instant")
 @click.option("--until", default=None, help="only steps last updated before this ISO instant")
-@click.option("--dry-run", is_flag=True, help="show what would be replayed; change nothing")
-@click.option("--fresh", is_flag=True, help="re-read the orders from their stores before replaying")
+@click.option("--dry-run", is_flag=True,
+              help="show, field by field, what a replay would send against what the target holds now; "
+                   "change nothing (docs/replay.md)")
+@click.option("--fresh", is_flag=True, help="re-read the orders from their stores before replaying "
+                                           "(with --dry-run: into a throw-away copy of the ledger)")
+@click.option("--all-fields", is_flag=True, help="with --dry-run: list unchanged fields too")
+@click.option("--json", "as_json", is_flag=True, help="with --dry-run: print the preview as JSON")
 def replay(config_path: str, orders: tuple, step: str | None, states: tuple, system: str | None,
-           since: str | None, until: str | None, dry_run: bool, fresh: bool) -> None:
+           since: str | None, until: str | None, dry_run: bool, fresh: bool, all_fields: bool,
+           as_json: bool) -> None:
     """Replay failed, dead or skipped steps after fixing their cause; exactly-once like every run."""
     from rich.table import Table
 
@@ -169,19 +176,31 @@ def replay(config_path: str, orders: tuple, step: str | None, states: tuple, sys
     from connector.ledger import Ledger
     from connector.replay import Selection, requeue, select
     from connector.run import print_failures, print_report
+    if as_json and not dry_run:
+        err_console.print("[bold red]error:[/] --json goes with --dry-run", highlight=False)
+        sys.exit(2)
     settings = _load(config_path)
     ledger = Ledger(settings.ledger_path)
     try:
         chosen = select(ledger, Selection(tuple(orders), step, tuple(states) or ("failed", "dead"), system,
                                           since, until))
-        table = Table(title=f"{'Would replay' if dry_run else 'Replaying'} {len(chosen)} step(s)")
+        if dry_run:
+            from connector.dry_run import preview
+            from connector.dry_run_view import print_preview, preview_json
+            result = preview(settings, ledger, chosen, fresh=fresh)
+            if as_json:
+                click.echo(preview_json(result))
+            else:
+                print_preview(result, console, all_fields=all_fields)
+            return
+        table = Table(title=f"Replaying {len(chosen)} step(s)")
         for column in ("order", "step", "state", "tries", "last error", "what to do"):
             table.add_column(column, overflow="fold")
         for row in chosen:
             table.add_row(row["order_key"], row["step"], row["state"], str(row["attempts"]), row["error"] or "",
                           row["what_to_do"] or "")
         console.print(table)
-        if dry_run or not chosen:
+        if not chosen:
             return
         if fresh:
             from connector.refetch import refetch_orders
@@ -195,13 +214,156 @@ def replay(config_path: str, orders: tuple, step: str | None, states: tuple, sys
         ledger.close()
 
 
-@main.command(epilog="\b\nExample:\n  o2c status --config config.yaml")
+@main.command(epilog="\b\nExamples:\n  o2c status --config config.yaml\n  o2c status --config config.yaml --json\n"
+                     "  o2c status --config config.yaml --check   exit 1 when something needs a person")
 @click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
-def status(config_path: str) -> None:
-    """Show what the ledger holds: orders per store, steps by state, failures with what to do."""
+@click.option("--json", "as_json", is_flag=True, help="print the status as JSON (for scripts and dashboards)")
+@click.option("--check", is_flag=True, help="exit 1 when there are alerts (for monitoring)")
+def status(config_path: str, as_json: bool, check: bool) -> None:
+    """Show where things stand: alerts, the queue per target and state, problems grouped with what to do
+    and how to replay them, each store's polls and webhooks, token health (docs/status.md)."""
+    import json
+
+    from connector.ledger import Ledger
     from connector.run import print_status
+    from connector.status import collect_status
     settings = _load(config_path)
-    print_status(settings, console)
+    ledger = Ledger(settings.ledger_path)
+    try:
+        data = collect_status(settings, ledger, config_path=None if config_path == "config.yaml" else config_path)
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+    else:
+        print_status(settings, console, data)
+    sys.exit(1 if check and data["alerts"] else 0)
+
+
+@main.command(epilog="\b\nExamples:\n  o2c report --config config.yaml                      the last 30 days, as tables\n"
+                     "  o2c report --config config.yaml --since 2026-11-01 --until 2026-11-30 --format html"
+                     " --out report.html\n"
+                     "  o2c report --config config.yaml --store main-shop --format csv --out report.csv")
+@click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
+@click.option("--store", default=None, help="only this store (default: every store)")
+@click.option("--since", default=None, help="first day, or ISO instant (UTC), of the period (default: 30 days "
+                                            "before --until)")
+@click.option("--until", default=None, help="last day (included), or ISO instant (excluded), of the period "
+                                            "(default: now)")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]), default="table",
+              show_default=True, help="terminal tables, JSON, one long-form CSV, or a self-contained HTML page")
+@click.option("--out", "out_path", default=None, type=click.Path(dir_okay=False),
+              help="write the json, csv or html to this file instead of printing it")
+@click.option("--no-receivables", is_flag=True, help="do not read QuickBooks (no open invoices, aging, DSO)")
+def report(config_path: str, store: str | None, since: str | None, until: str | None, fmt: str,
+           out_path: str | None, no_receivables: bool) -> None:
+    """The order-to-cash report: per store and currency the period's orders received, booked, paid, refunded
+    and cancelled; cycle times; open invoices aged, DSO and overdue invoices from QuickBooks; sync health
+    (docs/report.md). Exit 1 when QuickBooks could not be read (the rest is still reported)."""
+    from datetime import timedelta
+
+    from connector.ledger import Ledger, utcnow
+    from connector.report import build_report, parse_moment
+    if out_path and fmt == "table":
+        err_console.print("[bold red]error:[/] --out goes with --format json, csv or html", highlight=False)
+        sys.exit(2)
+    settings = _load(config_path)
+    now = utcnow()
+    try:
+        if store:
+            settings.store(store)
+        end = parse_moment(until, end=True) if until else now
+        start = parse_moment(since) if since else end - timedelta(days=30)
+    except ConfigError as exc:
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(2)
+    except ValueError:
+        err_console.print("[bold red]error:[/] --since and --until take a date like 2026-11-01 or an ISO instant "
+                          "like 2026-11-01T08:00:00Z", highlight=False)
+        sys.exit(2)
+    if end <= start:
+        err_console.print("[bold red]error:[/] the period is empty: --until must come after --since", highlight=False)
+        sys.exit(2)
+    ledger = Ledger(settings.ledger_path)
+    try:
+        data = build_report(settings, ledger, store=store, since=start, until=end, now=now,
+                            receivables=not no_receivables)
+    finally:
+        ledger.close()
+    if fmt == "table":
+        from connector.report_tables import print_report
+        print_report(data, console)
+    else:
+        from connector.report_export import to_csv, to_json
+        from connector.report_html import render_html
+        text = {"json": to_json, "csv": to_csv, "html": render_html}[fmt](data)
+        if out_path:
+            Path(out_path).parent.mkdir(parents=True, exist_ok=True)
+            Path(out_path).write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+            console.print(f"wrote {out_path}", highlight=False)
+        else:
+            click.echo(text, nl=not text.endswith("\n"))
+    if "error" in data["receivables"]:
+        if fmt != "table":
+            err_console.print(f"[bold red]receivables could not be read:[/] {data['receivables']['error']}",
+                              highlight=False)
+        sys.exit(1)
+
+
+@main.command(epilog="\b\nExamples:\n  o2c reconcile --config config.yaml        since the last run (first: 30 days)\n"
+                     "  o2c reconcile --config config.yaml --store main-shop --since 2026-11-01 --fix\n"
+                     "  o2c reconcile --config config.yaml --accept 12   a bookkeeper's change is intended\n"
+                     "  o2c reconcile --config config.yaml --json       for scripts; exit 1 when a person must act")
+@click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
+@click.option("--store", default=None, help="only this store (default: every store)")
+@click.option("--since", default=None, help="first day or ISO instant (UTC) of the store window (default: the "
+                                            "end of the store's last reconcile run; the first run: 30 days back)")
+@click.option("--until", default=None, help="end of the window, a day or ISO instant (UTC) (default: now)")
+@click.option("--fix", is_flag=True, help="repair the safe findings through the normal steps (re-read the order, "
+                                          "re-queue its steps; exactly once as always); report the rest")
+@click.option("--accept", "accept_ids", multiple=True, type=int,
+              help="mark a finding accepted (the difference is intended) and stop; repeat for several")
+@click.option("--json", "as_json", is_flag=True, help="print the runs and findings as JSON")
+def reconcile(config_path: str, store: str | None, since: str | None, until: str | None, fix: bool,
+              accept_ids: tuple, as_json: bool) -> None:
+    """Prove the books match the stores: compare each store's orders, the ledger, QuickBooks and HubSpot,
+    record every difference with a proposed action (docs/reconcile.md). Exit 1 while a finding only a
+    person can resolve is open."""
+    from connector.ledger import Ledger
+    settings = _load(config_path)
+    ledger = Ledger(settings.ledger_path)
+    try:
+        if accept_ids:
+            from connector.findings import accept
+            changed = accept(ledger, list(accept_ids))
+            console.print(f"{changed} finding(s) accepted", highlight=False)
+            sys.exit(0 if changed == len(set(accept_ids)) else 1)
+        try:
+            if store:
+                settings.store(store)
+            moments = [_moment(value) if value else None for value in (since, until)]
+        except ConfigError as exc:
+            err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+            sys.exit(2)
+        except ValueError:
+            err_console.print("[bold red]error:[/] --since and --until take a date like 2026-11-01 or an ISO "
+                              "instant like 2026-11-01T08:00:00Z", highlight=False)
+            sys.exit(2)
+        from connector.reconcile import reconcile as run_reconcile
+        from connector.reconcile_view import print_result, result_json
+        result = run_reconcile(settings, ledger, store=store, since=moments[0], until=moments[1], fix=fix)
+    finally:
+        ledger.close()
+    if as_json:
+        click.echo(result_json(result))
+    else:
+        print_result(result, console)
+    sys.exit(result.exit_code)
+
+
+def _moment(value: str) -> datetime:
+    moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
 @main.command("check-config", epilog="\b\nExample:\n  o2c check-config --config config.yaml")

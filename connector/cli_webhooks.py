@@ -29,24 +29,8 @@ def _consoles():
     return console, err_console
 
 
-def callback_url(settings, store) -> str | None:
-    """Where ``store`` delivers: ``<public_base_url>/webhooks/<system>/<store>``."""
-    hooks = settings.webhooks
-    if hooks is None or not hooks.public_base_url:
-        return None
-    return f"{hooks.public_base_url}/webhooks/{store.system}/{store.name}"
-
-
 def _stores(settings, only: str | None):
     return [settings.store(only)] if only else list(settings.stores)
-
-
-def _ensure(store, url: str, *, apply: bool) -> list[dict]:
-    if store.system == "shopify":
-        from adapters.shopify_webhooks import ensure
-    else:
-        from adapters.woocommerce_webhooks import ensure
-    return ensure(store, url, apply=apply)
 
 
 @click.group(epilog="\b\nExamples:\n  o2c webhooks serve --config config.yaml\n"
@@ -118,6 +102,7 @@ def status(config_path: str, store: str | None) -> None:
 def _report(settings, only: str | None, *, apply: bool, console, err_console) -> bool:
     """Check (or with ``apply`` fix) every store's subscriptions and print a table; True if any is wrong."""
     from connector.errors import SourceError
+    from connector.webhook_health import HEALTHY, callback_url, check_store
     table = Table(title="Webhook subscriptions")
     for column in ("store", "topic", "state", "id", "address"):
         table.add_column(column, overflow="fold")
@@ -133,13 +118,13 @@ def _report(settings, only: str | None, *, apply: bool, console, err_console) ->
                               " refused (401)", highlight=False)
             failed = True
         try:
-            rows = _ensure(store, url, apply=apply)
+            rows = check_store(store, url, apply=apply)
         except SourceError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
             failed = True
             continue
         for row in rows:
-            failed |= row["state"] not in ("ok", "created", "re-enabled")
+            failed |= row["state"] not in HEALTHY
             table.add_row(store.name, row["topic"], row["state"], str(row["id"] or ""), url)
     console.print(table)
     return failed

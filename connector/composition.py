@@ -12,21 +12,49 @@ from connector.config import Settings, doc_prefix
 from connector.ledger import Ledger
 
 
+def hubspot_target(settings: Settings) -> HubSpotTarget:
+    """The HubSpot client, on the process's shared rate budget for its account (``limits:``)."""
+    return HubSpotTarget(settings.hubspot, settings.limits)
+
+
+def quickbooks_target(settings: Settings, ledger: Ledger) -> QuickBooksTarget:
+    """The QuickBooks client, on the process's shared rate budget for its realm (``limits:``)."""
+    return QuickBooksTarget(settings.quickbooks, ledger, settings.limits)
+
+
 def build_sources(settings: Settings, only: str | None = None) -> list[tuple[object, object]]:
     """One source per configured store (or just ``only``), paired with its settings."""
     sources = []
     for store in settings.stores:
         if only and store.name != only:
             continue
-        source = ShopifySource(store) if store.system == "shopify" else WooCommerceSource(store)
+        source = ShopifySource(store) if store.system == "shopify" else WooCommerceSource(store, settings.limits)
         sources.append((source, store))
     return sources
 
 
+TARGET_SYSTEMS = ("hubspot", "quickbooks")
+
+
+def build_runner(settings: Settings, ledger: Ledger, system: str):
+    """The step runner of one target system, on ``ledger``."""
+    if system == "hubspot":
+        return HubSpotRunner(hubspot_target(settings), ledger, settings.hubspot)
+    if system == "quickbooks":
+        prefixes = {store.name: doc_prefix(store) for store in settings.stores}
+        return QuickBooksRunner(quickbooks_target(settings, ledger), ledger, settings.quickbooks, prefixes)
+    raise ValueError(f"no target system {system!r}")
+
+
 def build_runners(settings: Settings, ledger: Ledger) -> list[object]:
     """The step runners of the two targets, sharing the ledger."""
-    prefixes = {store.name: doc_prefix(store) for store in settings.stores}
-    return [
-        HubSpotRunner(HubSpotTarget(settings.hubspot), ledger, settings.hubspot),
-        QuickBooksRunner(QuickBooksTarget(settings.quickbooks, ledger), ledger, settings.quickbooks, prefixes),
-    ]
+    return [build_runner(settings, ledger, system) for system in TARGET_SYSTEMS]
+
+
+def run_all_targets(settings: Settings, *, progress=None, should_stop=None):
+    """Run every due step, one worker thread per target system (``connector.workers``)."""
+    from connector.workers import run_targets
+    return run_targets(lambda: Ledger(settings.ledger_path),
+                       lambda ledger, system: build_runner(settings, ledger, system), list(TARGET_SYSTEMS),
+                       progress=progress, should_stop=should_stop,
+                       backoff=tuple(settings.queue.retry_seconds), lease_seconds=settings.queue.lease_seconds)

@@ -236,11 +236,76 @@ class WebhookSettings(Strict):
     # The address the stores reach this server at (https in production); `o2c webhooks register`
     # subscribes <public_base_url>/webhooks/<system>/<store>.
     public_base_url: str | None = None
+    # How often the daemon checks each store's subscriptions and re-creates (Shopify deletes failing
+    # ones) or re-enables (WooCommerce disables failing ones) them; needs public_base_url.
+    health_seconds: int = Field(default=900, ge=5, le=86400)
 
     @field_validator("public_base_url")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
         return None if v is None else _check_url(v, allow_plain_http=False)
+
+
+class QueueSettings(Strict):
+    """The ``queue:`` section: how failed steps are retried and how long a claim lasts (docs/operations.md)."""
+
+    # Waits before each retry of a failed step; after the last one the step is dead (a person replays it).
+    retry_seconds: list[int] = Field(default=[30, 120, 600, 1800, 3600, 6 * 3600, 12 * 3600],
+                                     min_length=1, max_length=30)
+    # How long a worker's claim on a step lasts; a crashed worker's steps come back after it (and are
+    # probed in the target before being written again).
+    lease_seconds: int = Field(default=300, ge=5, le=24 * 3600)
+
+    @field_validator("retry_seconds")
+    @classmethod
+    def _waits(cls, v: list[int]) -> list[int]:
+        if any(wait < 1 or wait > 7 * 86400 for wait in v):
+            raise ValueError("each wait must be between 1 second and 7 days")
+        return v
+
+
+class QuickBooksLimits(Strict):
+    """Per realm (notes/quickbooks.md §3). A batch counts one request per item here, plus one batch request."""
+
+    requests_per_minute: int = Field(default=500, ge=1, le=1_000_000)
+    max_concurrent: int = Field(default=10, ge=1, le=1000)
+    batch_requests_per_minute: int = Field(default=40, ge=1, le=1_000_000)
+    # Intuit's limits page also says 10 requests per second per realm and app; off unless set.
+    requests_per_second: int | None = Field(default=None, ge=1, le=100_000)
+
+
+class HubSpotLimits(Strict):
+    """Per private app token (notes/hubspot.md §4); the X-HubSpot-RateLimit-* headers lower it further."""
+
+    requests_per_10_seconds: int = Field(default=100, ge=1, le=1_000_000)  # Free/Starter; 190 Pro/Enterprise
+    search_requests_per_second: int = Field(default=5, ge=1, le=100_000)
+
+
+class WooCommerceLimits(Strict):
+    """Per site. Self-hosted, so unlimited unless set (a host or security plugin may throttle)."""
+
+    requests_per_second: float | None = Field(default=None, gt=0, le=100_000)
+
+
+class LimitSettings(Strict):
+    """The ``limits:`` section: one rate budget per (system, account) in the process (docs/operations.md).
+
+    Shopify has none here: its GraphQL cost bucket already paces the source.
+    """
+
+    rate_scale: float = Field(default=1.0, gt=0, le=1000)  # multiplies every limit (benchmarks)
+    quickbooks: QuickBooksLimits = Field(default_factory=QuickBooksLimits)
+    hubspot: HubSpotLimits = Field(default_factory=HubSpotLimits)
+    woocommerce: WooCommerceLimits = Field(default_factory=WooCommerceLimits)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, data):
+        # "quickbooks:" with every key commented out is an empty section, not an error.
+        if isinstance(data, dict):
+            return {k: ({} if v is None and k in ("quickbooks", "hubspot", "woocommerce") else v)
+                    for k, v in data.items()}
+        return data
 
 
 class Settings(Strict):
@@ -249,6 +314,16 @@ class Settings(Strict):
     hubspot: HubSpotSettings
     quickbooks: QuickBooksSettings
     webhooks: WebhookSettings | None = None
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    # How often the daemon reconciles each store with the books (`o2c reconcile`, safe fixes queued);
+    # 0 turns the job off.
+    reconcile_hours: float = Field(default=24, ge=0, le=24 * 30)
+    limits: LimitSettings = Field(default_factory=LimitSettings)
+
+    @field_validator("limits", mode="before")
+    @classmethod
+    def _no_limits(cls, v):
+        return {} if v is None else v  # "limits:" with everything commented out: the defaults
 
     @model_validator(mode="after")
     def _unique_store_names(self) -> "Settings":
@@ -325,8 +400,8 @@ def _first_error(exc: ValidationError) -> ConfigError:
     for part in err["loc"]:
         if isinstance(part, int):
             loc.append(f"[{part}]")
-        elif part in ("shopify", "woocommerce") and loc:
-            continue  # discriminator tag, not a key the user wrote
+        elif part in ("shopify", "woocommerce") and loc and loc[-1].startswith("["):
+            continue  # discriminator tag after stores[i], not a key the user wrote (limits.woocommerce is)
         else:
             loc.append(("." if loc else "") + str(part))
     key = "".join(loc) or ("stores" if "stores[" in err["msg"] else "(top level)")

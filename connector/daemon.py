@@ -2,9 +2,13 @@
 
 APScheduler runs the jobs, each coalesced with one instance at a time (a
 slow run is never stacked on itself): poll each store on its interval, a
-worker tick that runs due steps, and a token refresh ahead of expiry. When
-the webhook server exists (``connector.webhook_server``) the daemon serves
-it in the same process and processes its inbox on a short tick.
+worker tick that runs due steps (one thread per target system,
+``connector.workers``), a token refresh ahead of expiry and, every
+``reconcile_hours``, the reconciler (safe fixes are queued for the worker). With a
+``webhooks:`` section the daemon serves the webhook server in the same
+process, processes its inbox on a short tick and, when
+``webhooks.public_base_url`` is set, checks and repairs the stores'
+subscriptions every ``webhooks.health_seconds``.
 
 Each job opens its own ledger connection: SQLite connections are not shared
 across threads, and WAL lets readers and one writer go on together.
@@ -26,8 +30,8 @@ from dataclasses import dataclass, field
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
-from connector.composition import build_runners, build_sources
-from connector.engine import PassReport, pull_store, run_due_steps
+from connector.composition import build_sources, run_all_targets
+from connector.engine import pull_store
 from connector.ledger import Ledger
 
 LOG = logging.getLogger("o2c.daemon")
@@ -71,16 +75,10 @@ class Daemon:
         """Run due steps until none is due or a stop is asked for."""
         if self.state.stopping.is_set():
             return
-        ledger = Ledger(self.settings.ledger_path)
-        try:
-            report = PassReport()
-            run_due_steps(ledger, build_runners(self.settings, ledger), report,
-                          should_stop=self.state.stopping.is_set)
-            self.state.passes += 1
-            for system, why in report.paused.items():
-                LOG.warning("%s paused: %s", system, why)
-        finally:
-            ledger.close()
+        report = run_all_targets(self.settings, should_stop=self.state.stopping.is_set)
+        self.state.passes += 1
+        for system, why in report.paused.items():
+            LOG.warning("%s paused: %s", system, why)
 
     def refresh_tokens(self) -> None:
         from adapters.quickbooks_auth import TokenVault
@@ -92,6 +90,16 @@ class Daemon:
         finally:
             ledger.close()
 
+    def reconcile(self) -> None:
+        """Compare stores, ledger and books; queue the safe fixes for the worker (connector.reconcile)."""
+        from connector.reconcile import run_scheduled
+        if self.state.stopping.is_set():
+            return
+        try:
+            run_scheduled(self.settings)
+        except Exception as exc:  # reported by `o2c status` and the next run; the daemon goes on
+            LOG.warning("reconcile failed: %s", exc)
+
     # -- life cycle ---------------------------------------------------------------------------
     def schedule(self) -> None:
         for store in self.settings.stores:
@@ -100,6 +108,9 @@ class Daemon:
         self.scheduler.add_job(self.work, "interval", id="work", seconds=self.worker_seconds,
                                next_run_time=_now())
         self.scheduler.add_job(self.refresh_tokens, "interval", id="tokens", minutes=30, next_run_time=_now())
+        if self.settings.reconcile_hours:
+            # First run after one interval: a daemon restarted often must not reconcile at every start.
+            self.scheduler.add_job(self.reconcile, "interval", id="reconcile", hours=self.settings.reconcile_hours)
         for extra in _extra_jobs(self):
             self.scheduler.add_job(**extra)
 
@@ -157,7 +168,23 @@ def _extra_jobs(daemon: Daemon) -> list[dict]:
             process_inbox(daemon.settings, ledger)
         finally:
             ledger.close()
-    return [{"func": process, "trigger": "interval", "id": "inbox", "seconds": 2, "next_run_time": _now()}]
+
+    def webhook_health() -> None:
+        from connector.webhook_health import repair_all
+        if daemon.state.stopping.is_set():
+            return
+        ledger = Ledger(daemon.settings.ledger_path)
+        try:
+            repair_all(daemon.settings, ledger)
+        finally:
+            ledger.close()
+
+    jobs = [{"func": process, "trigger": "interval", "id": "inbox", "seconds": 2, "next_run_time": _now()}]
+    hooks = getattr(daemon.settings, "webhooks", None)
+    if hooks is not None and hooks.public_base_url:
+        jobs.append({"func": webhook_health, "trigger": "interval", "id": "webhook-health",
+                     "seconds": hooks.health_seconds, "next_run_time": _now()})
+    return jobs
 
 
 def _start_webhook_server(daemon: Daemon):

@@ -167,6 +167,10 @@ def run_demo(workdir: Path, *, orders: int, keep: bool, seed: int, console: Cons
         code = run_sync_pass(settings, console)
         env_path = write_env_file(workdir, credentials)
         console.print(f"look around:  . {env_path} && o2c status --config {config_path}")
+        from connector.report_html import write_html_report
+        report_path = write_html_report(settings, workdir / "report.html")
+        console.print(f"[bold]4.[/] order-to-cash report (open it in a browser): {report_path.resolve()}",
+                      highlight=False, soft_wrap=True)
         if keep:
             console.print("sandbox still running; Ctrl-C to stop")
             try:

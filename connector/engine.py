@@ -17,7 +17,7 @@ from typing import Callable
 
 from connector.errors import (MappingError, PausedError, PermanentError, RetryableError, SkippableError,
                               SourceError)
-from connector.ledger import Ledger, iso, utcnow
+from connector.ledger import PRIORITY, Ledger, iso, utcnow
 from connector.snapshot import content_hash, from_json
 from connector.planner import KINDS, kind_of, steps_for
 from connector.protocols import OrderSource, Outcome, StepRunner, Work
@@ -25,9 +25,8 @@ from connector.protocols import OrderSource, Outcome, StepRunner, Work
 HELD = "held_for_review"  # error code: a person edited the target's document; never overwrite it
 MISMATCH_NOTE = "total mismatch"  # outcome note: booked, but the totals differ
 
-# Per-step retry schedule (seconds) before a step is declared dead.
+# Default per-step retry schedule (seconds; `queue.retry_seconds`) before a step is declared dead.
 BACKOFF = (30, 120, 600, 1800, 3600, 6 * 3600, 12 * 3600)
-MAX_ATTEMPTS = len(BACKOFF) + 1
 
 
 @dataclass
@@ -83,14 +82,21 @@ def pull_store(source: OrderSource, settings, ledger: Ledger, *, now: datetime |
                 progress(f"pull:{source.store}", len(page))
     except SourceError as exc:
         result.error = str(exc)
+        # Recorded like a good pull (detail starts with the store) so `o2c status` can say a store is failing.
+        ledger.record_event("pull", "failed", error=str(exc),
+                            detail=f"{source.store} {iso(since)}..{iso(until)} failed after {result.fetched} orders")
         return result  # cursor stays where it was: the window is read again next pass
     ledger.set_cursor(source.store, iso(until))
     ledger.record_event("pull", "ok", detail=f"{source.store} {iso(since)}..{iso(until)} {result.fetched} orders")
     return result
 
 
-def record_page(source: OrderSource, page: list[dict], ledger: Ledger, result: StorePull) -> None:
-    """Map and record one page of raw payloads (inside the caller's transaction)."""
+def record_page(source: OrderSource, page: list[dict], ledger: Ledger, result: StorePull, *,
+                via: str = "poll") -> None:
+    """Map and record one page of raw payloads (inside the caller's transaction).
+
+    ``via`` (webhook | poll | backfill) sets where the order's steps go in the queue.
+    """
     for payload in page:
         try:
             order = source.to_order(payload)
@@ -99,10 +105,10 @@ def record_page(source: OrderSource, page: list[dict], ledger: Ledger, result: S
             result.rejected += 1
             ledger.record_reject(source.store, source.source_id(payload), exc, payload)
             continue
-        _record(order, ledger, result, getattr(source, "posting", "invoice"))
+        _record(order, ledger, result, getattr(source, "posting", "invoice"), PRIORITY[via])
 
 
-def _record(order, ledger: Ledger, result: StorePull, posting: str) -> None:
+def _record(order, ledger: Ledger, result: StorePull, posting: str, priority: int) -> None:
     result.fetched += 1
     ledger.clear_reject(order.order_key)
     change = ledger.record_order(order)
@@ -111,16 +117,26 @@ def _record(order, ledger: Ledger, result: StorePull, posting: str) -> None:
         digest = content_hash(order)
         planned = {name for (name,) in ledger.conn.execute("SELECT step FROM steps WHERE order_key = ?",
                                                            (order.order_key,))}
-        for step in steps_for(order, posting, planned):
-            ledger.plan_step(order.order_key, step.name, step.depends_on, digest)
+        wanted = steps_for(order, posting, planned)
+        for step in wanted:
+            ledger.plan_step(order.order_key, step.name, step.depends_on, digest, priority=priority)
+        if change.outcome == "changed":
+            # A step skipped for what the order lacked then (no email, a refund missing from an
+            # older snapshot) gets another go now that the order says something new.
+            ledger.retry_skipped(order.order_key, [step.name for step in wanted])
+    if priority < PRIORITY["poll"]:
+        ledger.raise_priority(order.order_key, priority)
 
 
 def run_due_steps(ledger: Ledger, runners: list[StepRunner], report: PassReport, *,
-                  progress: Progress | None = None, should_stop: Callable[[], bool] | None = None) -> None:
+                  progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+                  backoff: tuple[int, ...] = BACKOFF, lease_seconds: int = 300) -> None:
     """Run every due step, kind by kind in dependency order, until none is due.
 
     ``should_stop`` is asked between batches: a stopping daemon claims nothing
-    more, and the batch in hand is finished and recorded first.
+    more, and the batch in hand is finished and recorded first. ``backoff`` is
+    the wait before each retry (``queue.retry_seconds``); ``lease_seconds`` how
+    long a claim lasts before another worker may take the step over.
     """
     by_kind = {kind: runner for runner in runners for kind in runner.steps}
     for step in KINDS:
@@ -133,7 +149,7 @@ def run_due_steps(ledger: Ledger, runners: list[StepRunner], report: PassReport,
             due = ledger.due_steps(step, limit=runner.batch_size)
             if not due:
                 break
-            ledger.claim([row.id for row in due])
+            ledger.claim([row.id for row in due], lease_seconds=lease_seconds)
             work = [Work(row.id, row.step, from_json(ledger.order_snapshot(row.order_key)), row.request_id,
                          row.attempts + 1) for row in due]
             started = time.monotonic()
@@ -152,13 +168,14 @@ def run_due_steps(ledger: Ledger, runners: list[StepRunner], report: PassReport,
                 break
             elapsed = int((time.monotonic() - started) * 1000)
             for item, outcome in zip(work, outcomes):
-                _finish(ledger, item, outcome, elapsed // max(1, len(work)))
+                _finish(ledger, item, outcome, elapsed // max(1, len(work)), backoff)
                 report.count(step, outcome)
             if progress:
                 progress(step, len(work))
 
 
-def _finish(ledger: Ledger, item: Work, outcome: Outcome, duration_ms: int) -> None:
+def _finish(ledger: Ledger, item: Work, outcome: Outcome, duration_ms: int,
+            backoff: tuple[int, ...] = BACKOFF) -> None:
     error = outcome.error
     state, retry_at, what_to_do = outcome.state, None, None
     if error is not None:
@@ -169,12 +186,12 @@ def _finish(ledger: Ledger, item: Work, outcome: Outcome, duration_ms: int) -> N
             state = "held"
         elif isinstance(error, PermanentError):
             state = "dead"
-        elif item.attempts >= MAX_ATTEMPTS:
+        elif item.attempts > len(backoff):
             state = "dead"
             what_to_do = what_to_do or "the target kept failing; check its status, then replay"
         else:
             state = "failed"
-            delay = BACKOFF[min(item.attempts, len(BACKOFF)) - 1]
+            delay = backoff[min(item.attempts, len(backoff)) - 1]
             if isinstance(error, RetryableError) and error.retry_after:
                 delay = max(delay, error.retry_after)
             retry_at = utcnow() + timedelta(seconds=delay)
@@ -186,8 +203,15 @@ def _finish(ledger: Ledger, item: Work, outcome: Outcome, duration_ms: int) -> N
     message = str(error) if error is not None else outcome.note
     ledger.finish_step(item.step_id, state, external_id=outcome.external_id, error=message,
                        what_to_do=what_to_do, retry_at=retry_at)
+    # The events table keeps the attempt whole (docs/ledger.md): the error apart from what the target
+    # answered; a skip is no failure, its reason is what the step found.
+    failure = str(error) if error is not None and state != "skipped" else None
+    response = outcome.response
+    if response is None and state == "skipped":
+        response = f"skipped: {error}" if error is not None else "skipped"
     ledger.record_event("attempt", state, order_key=item.order.order_key, step=item.step,
-                        request_id=item.request_id, detail=message, duration_ms=duration_ms)
+                        request_id=outcome.request_id or item.request_id, payload_hash=outcome.payload_hash,
+                        response=response, error=failure, detail=message, duration_ms=duration_ms)
 
 
 def sync_pass(sources: list[tuple[OrderSource, object]], runners: list[StepRunner], ledger: Ledger, *,

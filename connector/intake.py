@@ -142,7 +142,7 @@ def _fetch_and_record(source, ledger: Ledger, chunk: list[str], wanted: dict[str
                 continue
             seen.add(order_id)
             one = StorePull(source.store)
-            record_page(source, [payload], ledger, one)
+            record_page(source, [payload], ledger, one, via="webhook")
             outcome = next(name for name in ("new", "changed", "unchanged", "stale", "rejected")
                            if getattr(one, name))
             inbox.mark_processed(ledger, wanted[order_id], outcome)

@@ -18,9 +18,12 @@ import sqlite_utils
 
 from connector.migrations import migrate
 from connector.model import Order, balance_difference
-from connector.snapshot import content_hash, to_json
+from connector.events import redact
+from connector.snapshot import content_hash, from_json, to_json
 
 FINAL_STATES = ("done", "skipped", "mismatch")  # ends that let dependent steps go on
+# Where a step goes in the queue, by how its order arrived (lower first; migration 7).
+PRIORITY = {"webhook": 0, "poll": 5, "backfill": 9}
 
 
 def utcnow() -> datetime:
@@ -49,6 +52,11 @@ class StepRow:
     request_id: str | None
     external_id: str | None
     planned_hash: str
+
+
+def _progress(order: Order) -> tuple:
+    """How far an order's money has moved; never goes down as the order changes at the store."""
+    return (len(order.refunds), len(order.transactions), order.cancelled_at is not None)
 
 
 class Ledger:
@@ -102,6 +110,11 @@ class Ledger:
             return OrderChange(order.order_key, "unchanged")
         if updated < row[1]:
             return OrderChange(order.order_key, "stale")
+        if updated == row[1] and _progress(order) < _progress(from_json(self.order_snapshot(order.order_key))):
+            # Both stores stamp whole seconds: two versions in one second tie. Money only ever moves
+            # forward (refunds and transactions are added, a cancellation stays), so the version
+            # with less of it is the older one, read before and recorded after (guarantee 5).
+            return OrderChange(order.order_key, "stale")
         self.db["orders"].update(order.order_key, values)
         return OrderChange(order.order_key, "changed")
 
@@ -130,15 +143,32 @@ class Ledger:
 
     # -- steps ------------------------------------------------------------
     def plan_step(self, order_key: str, step: str, depends_on: tuple[str, ...], planned_hash: str,
-                  request_id: str | None = None) -> bool:
+                  request_id: str | None = None, priority: int = PRIORITY["poll"]) -> bool:
         """Add a pending step unless the order already has it; True when added."""
         now = iso(utcnow())
         cursor = self.conn.execute(
             "INSERT OR IGNORE INTO steps (order_key, step, depends_on, planned_hash, request_id,"
-            " created_at, updated_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (order_key, step, ",".join(depends_on), planned_hash, request_id, now, now, now),
+            " created_at, updated_at, next_attempt_at, priority) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (order_key, step, ",".join(depends_on), planned_hash, request_id, now, now, now, priority),
         )
         return cursor.rowcount == 1
+
+    def retry_skipped(self, order_key: str, steps: list[str]) -> int:
+        """Put the order's ``skipped`` steps among ``steps`` back in the queue; how many were."""
+        if not steps:
+            return 0
+        now = iso(utcnow())
+        marks = ",".join("?" * len(steps))
+        return self.conn.execute(
+            f"UPDATE steps SET state = 'pending', attempts = 0, next_attempt_at = ?, updated_at = ?"
+            f" WHERE order_key = ? AND state = 'skipped' AND step IN ({marks})",
+            (now, now, order_key, *steps)).rowcount
+
+    def raise_priority(self, order_key: str, priority: int) -> None:
+        """Move an order's unfinished steps up the queue (a webhook announced it: a person may be waiting)."""
+        self.conn.execute(
+            "UPDATE steps SET priority = ? WHERE order_key = ? AND priority > ?"
+            " AND state IN ('pending', 'failed', 'in_flight')", (priority, order_key, priority))
 
     def due_steps(self, kind: str, limit: int = 1000, now: datetime | None = None) -> list[StepRow]:
         """Steps of one kind (``kind`` or ``kind:<id>``) that may run now: due, dependencies ended well."""
@@ -151,7 +181,7 @@ class Ledger:
             WHERE (s.step = ? OR substr(s.step, 1, ?) = ?)
               AND (s.state = 'pending' OR (s.state = 'failed' AND s.next_attempt_at <= ?)
                    OR (s.state = 'in_flight' AND s.lease_until <= ?))
-            ORDER BY s.id
+            ORDER BY s.priority, s.id
             LIMIT ?
             """,
             (kind, len(kind) + 1, kind + ":", now_iso, now_iso, limit * 4),
@@ -314,11 +344,16 @@ class Ledger:
     # -- events -----------------------------------------------------------
     def record_event(self, kind: str, outcome: str, *, order_key: str | None = None, step: str | None = None,
                      request_id: str | None = None, payload_hash: str | None = None,
-                     detail: str | None = None, duration_ms: int | None = None) -> None:
+                     detail: str | None = None, duration_ms: int | None = None, response: str | None = None,
+                     error: str | None = None, system: str | None = None) -> None:
+        """One line of the events table (docs/ledger.md); text passes through ``redact``: no secret lands here."""
+        if system is None and step and "." in step:
+            system = step.split(".", 1)[0]
         self.conn.execute(
-            "INSERT INTO events (at, order_key, step, kind, outcome, request_id, payload_hash, detail, duration_ms)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (iso(utcnow()), order_key, step, kind, outcome, request_id, payload_hash, detail, duration_ms))
+            "INSERT INTO events (at, order_key, step, kind, outcome, request_id, payload_hash, detail, duration_ms,"
+            " response, error, system) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (iso(utcnow()), order_key, step, kind, outcome, request_id, payload_hash, redact(detail, 2000),
+             duration_ms, redact(response), redact(error, 2000), system))
 
 
 class _Transaction:

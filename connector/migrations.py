@@ -189,6 +189,62 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         ALTER TABLE steps_new RENAME TO steps;
         CREATE INDEX steps_due ON steps(state, next_attempt_at);
     """),
+    (7, "step priority", """
+        -- Webhook-announced orders go before a backfill's thousands: workers take due steps by
+        -- priority (0 webhook, 5 poll, 9 backfill), then in the order they were planned.
+        ALTER TABLE steps ADD COLUMN priority INTEGER NOT NULL DEFAULT 5;
+        CREATE INDEX steps_priority ON steps(priority, id);
+    """),
+    (8, "event responses", """
+        -- Every attempt recorded fully: what the target answered (a short summary such as
+        -- 'Invoice 145 DocNumber SH-1001 TotalAmt 12.50' or 'HTTP 400 6240 Duplicate Name Exists'; never a
+        -- body, never a credential), the error when the attempt failed (no longer only mixed into detail),
+        -- and the system it went to. payload_hash (migration 1) now holds a hash of the body sent.
+        ALTER TABLE events ADD COLUMN response TEXT;
+        ALTER TABLE events ADD COLUMN error TEXT;
+        ALTER TABLE events ADD COLUMN system TEXT;
+        UPDATE events SET system = substr(step, 1, instr(step, '.') - 1) WHERE instr(step, '.') > 1;
+        UPDATE events SET error = detail WHERE kind = 'attempt' AND outcome IN ('failed', 'dead', 'held');
+        CREATE INDEX IF NOT EXISTS events_order ON events(order_key, at);
+    """),
+    (9, "reconcile findings", """
+        -- `o2c reconcile` (connector/reconcile.py, docs/reconcile.md): one row per run and store, and
+        -- what each run found where the store, the ledger and the targets disagree. A finding seen
+        -- again is updated (last_seen_at, run_id), never duplicated; one no longer seen is closed.
+        CREATE TABLE reconcile_runs (
+            id INTEGER PRIMARY KEY,
+            store TEXT NOT NULL,
+            since TEXT NOT NULL,                  -- the store window compared, [since, until) UTC
+            until TEXT NOT NULL,
+            cdc_since TEXT,                       -- QuickBooks change data capture asked from here
+            fix INTEGER NOT NULL DEFAULT 0,       -- 1: safe fixes were re-queued (--fix)
+            started_at TEXT NOT NULL,
+            finished_at TEXT,
+            counts TEXT,                          -- JSON: orders checked, findings per kind, requeued, fixed
+            error TEXT                            -- why the run stopped early (nothing was closed)
+        );
+        CREATE INDEX reconcile_runs_store ON reconcile_runs(store, id);
+
+        CREATE TABLE findings (
+            id INTEGER PRIMARY KEY,
+            run_id INTEGER NOT NULL REFERENCES reconcile_runs(id),  -- the last run that saw (or closed) it
+            store TEXT NOT NULL,
+            order_key TEXT NOT NULL,
+            system TEXT NOT NULL,                 -- where the drift is: shopify | woocommerce | quickbooks | hubspot
+            kind TEXT NOT NULL,                   -- never_synced | behind_store | voided_in_target | ...
+            subject TEXT NOT NULL DEFAULT '',     -- the step concerned, e.g. quickbooks.payment:123
+            detail TEXT NOT NULL,                 -- JSON: a one-line text and both figures
+            proposed_action TEXT NOT NULL,
+            safe INTEGER NOT NULL CHECK (safe IN (0, 1)),  -- 1: --fix may repair it through the normal steps
+            status TEXT NOT NULL DEFAULT 'open'
+                CHECK (status IN ('open', 'fixed', 'requeued', 'accepted')),
+            first_seen_at TEXT NOT NULL,
+            last_seen_at TEXT NOT NULL,
+            closed_at TEXT                        -- when it was last found gone (status fixed)
+        );
+        CREATE INDEX findings_store_status ON findings(store, status);
+        CREATE INDEX findings_order ON findings(order_key);
+    """),
 ]
 
 

@@ -87,7 +87,11 @@ def steps_for(order: Order, posting: str = "invoice", planned: set[str] | frozen
     for refund in order.refunds:
         if not refund.amount.is_zero():
             steps.append(PlannedStep(f"quickbooks.refund:{refund.source_refund_id}", (document,)))
-    if order.cancelled_at is not None:
+    if order.cancelled_at is not None and not any(t.is_captured_money and not t.amount.is_zero()
+                                                  for t in order.transactions):
+        # Only a document no money was taken for is voided. QuickBooks refuses to void an invoice a
+        # payment settles, and a paid, cancelled order books its money back through its refunds:
+        # voiding the document as well would take the sale off twice.
         steps.append(PlannedStep("quickbooks.void", (document,)))
     # The deal does not wait for QuickBooks (an accounting outage must not hide sales from the CRM);
     # a second step writes the document number and balance back once the books have them. Its name

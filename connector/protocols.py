@@ -69,6 +69,12 @@ class Outcome:
     error: Exception | None = None
     created: bool = False  # True when this attempt created something remote
     note: str | None = None
+    # What the events table keeps of the attempt (docs/ledger.md, migration 8): a hash of the body
+    # sent (connector.events.payload_hash, never the body), a short summary of what the target
+    # answered or what the step found, and the deterministic request id of the step's write.
+    payload_hash: str | None = None
+    response: str | None = None
+    request_id: str | None = None
 
 
 class StepRunner(Protocol):

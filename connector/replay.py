@@ -4,7 +4,11 @@ Selecting is read-only; replaying puts the selected steps back to
 ``pending`` with a fresh attempt count and runs them through the normal
 runners, so bindings and request ids still make the effect exactly-once: a
 step whose document was booked after all finds its binding (or probes the
-target) instead of booking again. ``--fresh`` re-reads the orders from their
+target) instead of booking again. A step that was attempted before counts as
+attempted once (not zero), so its first replayed attempt probes the target
+(DocNumber, PaymentRefNum) like any retry: the earlier attempt may have
+booked it and lost the answer. ``--dry-run`` shows what a replay would send,
+field by field, and changes nothing (:mod:`connector.dry_run`). ``--fresh`` re-reads the orders from their
 stores first, so a replay books what the store says now.
 """
 
@@ -53,12 +57,16 @@ def select(ledger: Ledger, selection: Selection) -> list[dict]:
 
 
 def requeue(ledger: Ledger, steps: list[dict]) -> int:
-    """Put ``steps`` back in the queue, due now, with their attempts reset; record why in events."""
+    """Put ``steps`` back in the queue, due now, with their attempts reset; record why in events.
+
+    Reset to 1 when the step was attempted (its next attempt is a retry, which probes before it
+    creates), else 0.
+    """
     now = iso(utcnow())
     with ledger.transaction():
         for step in steps:
             ledger.conn.execute(
-                "UPDATE steps SET state='pending', attempts=0, next_attempt_at=?, lease_until=NULL, updated_at=?"
+                "UPDATE steps SET state='pending', attempts=MIN(attempts, 1), next_attempt_at=?, lease_until=NULL, updated_at=?"
                 " WHERE id=? AND state IN ('failed','dead','skipped','held','mismatch')", (now, now, step["id"]))
             ledger.record_event("replay", "requeued", order_key=step["order_key"], step=step["step"],
                                 detail=f"was {step['state']}: {step['error'] or ''}"[:500])

@@ -89,8 +89,16 @@ def _money_refs(body: dict, method: str | None, account: str | None) -> None:
 
 
 def refund_index(order: Order, refund: Refund) -> int:
-    """1-based position of ``refund`` in the order (refunds only ever append), for its DocNumber."""
-    ids = [r.source_refund_id for r in order.refunds]
+    """1-based position of ``refund`` among the order's refunds in the order they happened, for its DocNumber.
+
+    Not the position in the store's list: WooCommerce lists an order's refunds newest first, so
+    every new refund would be "first" and two refunds would get one DocNumber. Refunds are only
+    ever added, so by time (then by id, numerically: both stores' ids grow) a refund keeps its place.
+    """
+    def when(r: Refund):
+        digits = r.source_refund_id.isdigit()
+        return (r.created_at, 0 if digits else 1, int(r.source_refund_id) if digits else 0, r.source_refund_id)
+    ids = [r.source_refund_id for r in sorted(order.refunds, key=when)]
     return ids.index(refund.source_refund_id) + 1
 
 

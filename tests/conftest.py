@@ -74,7 +74,10 @@ def sandbox_process(tmp_path_factory):
 @pytest.fixture
 def sandbox(sandbox_process) -> Sandbox:
     """The session's sandbox, emptied before the test."""
+    from connector.rate_budget import reset_budgets
     sandbox_process.reset()
+    # The emulators forget their rate windows on reset; so does this process's budget for them.
+    reset_budgets()
     return sandbox_process
 
 

@@ -164,3 +164,18 @@ def test_refund_receipt_totals_the_refund_and_needs_an_account():
     with pytest.raises(PermanentError) as missing:
         refund_body(order(), refund, "RefundReceipt", "7", ITEMS, "S-1001-R1", TaxPolicy(), GatewayRefs(), {})
     assert "refund_account" in missing.value.what_to_do
+
+
+def test_refund_numbers_follow_when_refunds_happened_not_the_stores_list_order():
+    import dataclasses
+    from datetime import timedelta
+
+    from mappings.quickbooks_money import refund_index
+    first = Refund("7015", NOW, usd("1.00"))
+    second = Refund("7022", NOW + timedelta(minutes=5), usd("2.00"))
+    same_second = Refund("7100", NOW + timedelta(minutes=5), usd("3.00"))
+    # WooCommerce lists an order's refunds newest first: the second refund must not become "R1".
+    newest_first = dataclasses.replace(order(), refunds=(same_second, second, first))
+    assert [refund_index(newest_first, r) for r in (first, second, same_second)] == [1, 2, 3]
+    only_first = dataclasses.replace(order(), refunds=(first,))
+    assert refund_index(only_first, first) == refund_index(newest_first, first)

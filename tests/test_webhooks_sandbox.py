@@ -322,3 +322,33 @@ def test_shopify_resending_a_delivery_with_the_same_webhook_id_is_stored_once(li
     assert {r["dedupe_key"] for r in rows} >= {f"webhook-id|{e['webhook_id']}" for e in sent}
     assert len(rows) == len({r["dedupe_key"] for r in rows})  # one row per delivery ...
     assert sum(r["duplicates"] for r in rows) >= len(sent)  # ... and every resend counted, not stored
+
+
+def test_the_daemons_health_check_recreates_and_reenables_and_records_what_it_did(live):
+    from connector.webhook_health import repair_all
+    sandbox, server, settings = live
+    register(server)
+    subs = sandbox.state("shopify")["shops"][SHOP]["webhook_subscriptions"]
+    gone = next(s for s in subs if s["topic"] == "REFUNDS_CREATE")
+    sandbox.control("shopify", "DELETE", f"shops/{SHOP}/webhooks/{gone['legacyResourceId']}")
+    hooks = sandbox.state("woocommerce")["sites"][SITE]["webhooks"]
+    hooks = list(hooks.values()) if isinstance(hooks, dict) else hooks
+    created = next(h for h in hooks if h["topic"] == "order.created")
+    woo = WooCommerceSource(settings.store(SITE))
+    assert woo._api.put(f"webhooks/{created['id']}", {"status": "disabled"}).status_code == 200
+
+    ledger = Ledger(settings.ledger_path)
+    try:
+        found = repair_all(settings, ledger)
+        assert {r["topic"]: r["state"] for r in found[SHOP]}["REFUNDS_CREATE"] == "created"
+        assert {r["topic"]: r["state"] for r in found[SITE]}["order.created"] == "re-enabled"
+        again = repair_all(settings, ledger)  # nothing left to repair
+        assert {r["state"] for rows in again.values() for r in rows} == {"ok"}
+        events = ledger.conn.execute("SELECT outcome, detail FROM events WHERE kind = 'webhook_health'"
+                                     " ORDER BY id").fetchall()
+    finally:
+        ledger.close()
+    assert [e[0] for e in events] == ["repaired", "repaired", "ok", "ok"]
+    assert "REFUNDS_CREATE created" in events[0][1] and "order.created re-enabled" in events[1][1]
+    topics = sorted(s["topic"] for s in sandbox.state("shopify")["shops"][SHOP]["webhook_subscriptions"])
+    assert topics == sorted(["ORDERS_CREATE", "ORDERS_UPDATED", "ORDERS_PAID", "ORDERS_CANCELLED", "REFUNDS_CREATE"])

@@ -1,0 +1,85 @@
+"""Run the due steps of each target system at the same time, one worker thread per system.
+
+HubSpot and QuickBooks have separate rate limits, so a slow QuickBooks batch
+must not hold up HubSpot: each system gets its own thread, its own ledger
+connection (SQLite connections are not shared across threads; WAL lets the
+writers take turns) and its own runner. Within a system, batches run one
+after the other; the concurrency cap per (system, account) is the rate
+budget's (``connector.rate_budget``), which every thread of the process
+shares, so a webhook intake or a replay running beside the worker cannot
+push a system over its limit either.
+
+A step of one system may wait for another's (``hubspot.deal_sync`` waits
+for the QuickBooks invoice), so threads run in rounds until a round finds
+nothing due.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Callable
+
+from connector.engine import PassReport, Progress, run_due_steps
+from connector.ledger import Ledger
+from connector.protocols import StepRunner
+
+LOG = logging.getLogger("o2c.workers")
+
+RunnerFactory = Callable[[Ledger, str], StepRunner]  # (its own ledger connection, system) -> runner
+
+
+def run_targets(open_ledger: Callable[[], Ledger], build_runner: RunnerFactory, systems: list[str], *,
+                progress: Progress | None = None, should_stop: Callable[[], bool] | None = None,
+                max_rounds: int = 20, **queue) -> PassReport:
+    """Run every due step of ``systems``, one thread each, until a round leaves nothing done.
+
+    ``queue`` (``backoff``, ``lease_seconds``) goes to :func:`connector.engine.run_due_steps`.
+    """
+    total = PassReport()
+    active = list(systems)
+    for _ in range(max_rounds):
+        reports = {system: PassReport() for system in active}
+        threads = [threading.Thread(target=_run_system, name=f"worker:{system}",
+                                    args=(open_ledger, build_runner, system, reports[system], progress,
+                                          should_stop, queue))
+                   for system in active]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        ran = 0
+        for system, report in reports.items():
+            _merge(total, report)
+            ran += sum(n for states in report.outcomes.values() for n in states.values())
+        active = [s for s in active if s not in total.paused]
+        if not ran or not active or (should_stop and should_stop()):
+            break
+    return total
+
+
+def _run_system(open_ledger, build_runner, system: str, report: PassReport, progress, should_stop,
+                queue: dict) -> None:
+    ledger = open_ledger()
+    try:
+        runner = build_runner(ledger, system)
+        before = runner.calls  # a factory may hand back a runner that has already worked
+        run_due_steps(ledger, [runner], report, progress=progress, should_stop=should_stop, **queue)
+        report.calls[system] = report.calls.get(system, 0) + runner.calls - before
+    except Exception as exc:  # a bug or outage in one system's worker must not stop the other's
+        LOG.exception("%s worker stopped", system)
+        report.paused[system] = f"worker error: {exc}"
+    finally:
+        ledger.close()
+
+
+def _merge(total: PassReport, part: PassReport) -> None:
+    for step, states in part.outcomes.items():
+        into = total.outcomes.setdefault(step, {})
+        for state, n in states.items():
+            into[state] = into.get(state, 0) + n
+    for step, n in part.created.items():
+        total.created[step] = total.created.get(step, 0) + n
+    for system, n in part.calls.items():
+        total.calls[system] = total.calls.get(system, 0) + n
+    total.paused.update(part.paused)
