@@ -160,24 +160,21 @@ def _extra_jobs(daemon: Daemon) -> list[dict]:
     except ImportError:
         return []
 
-    def process() -> None:
-        if daemon.state.stopping.is_set():
-            return
-        ledger = Ledger(daemon.settings.ledger_path)
-        try:
-            process_inbox(daemon.settings, ledger)
-        finally:
-            ledger.close()
+    from connector.webhook_health import repair_all
 
-    def webhook_health() -> None:
-        from connector.webhook_health import repair_all
-        if daemon.state.stopping.is_set():
-            return
-        ledger = Ledger(daemon.settings.ledger_path)
-        try:
-            repair_all(daemon.settings, ledger)
-        finally:
-            ledger.close()
+    def on_ledger(work):
+        """A job that runs ``work(settings, ledger)`` on a connection of its own, unless stopping."""
+        def job() -> None:
+            if daemon.state.stopping.is_set():
+                return
+            ledger = Ledger(daemon.settings.ledger_path)
+            try:
+                work(daemon.settings, ledger)
+            finally:
+                ledger.close()
+        return job
+
+    process, webhook_health = on_ledger(process_inbox), on_ledger(repair_all)
 
     jobs = [{"func": process, "trigger": "interval", "id": "inbox", "seconds": 2, "next_run_time": _now()}]
     hooks = getattr(daemon.settings, "webhooks", None)

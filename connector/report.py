@@ -40,6 +40,16 @@ HISTOGRAM = (("< 1 h", 1), ("1-6 h", 6), ("6-24 h", 24), ("1-3 d", 72), ("3-7 d"
 ALL = "*"  # the store name of "every store in the report" in CSV rows
 
 
+def cycle_rows(report: dict):
+    """``(store name, cycle, figures)`` per store and cycle, then for all stores when there are several."""
+    blocks = [(s["name"], s["cycle_times"]) for s in report["stores"]]
+    if len(report["stores"]) > 1:
+        blocks.append(("all stores", report["totals"]["cycle_times"]))
+    for name, cycles in blocks:
+        for cycle in CYCLES:
+            yield name, cycle, cycles[cycle]
+
+
 # -- small helpers ------------------------------------------------------------------------------
 
 def amount_text(value: Decimal) -> str:

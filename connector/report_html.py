@@ -19,7 +19,7 @@ from decimal import Decimal
 from html import escape
 from pathlib import Path
 
-from connector.report import CYCLES, FIGURES
+from connector.report import CYCLES, FIGURES, cycle_rows
 from connector.report_receivables import BUCKETS
 
 COLOURS = ("#2f6fb5", "#e08a2e", "#3a9a5b", "#b54a4a", "#7b5ea7", "#8c6d31", "#3f9fa8", "#c255a0")
@@ -183,14 +183,9 @@ def _orders_html(report: dict) -> str:
 
 def _cycles_html(report: dict) -> str:
     rows = []
-    blocks = [(s["name"], s["cycle_times"]) for s in report["stores"]]
-    if len(report["stores"]) > 1:
-        blocks.append(("all stores", report["totals"]["cycle_times"]))
-    for name, cycles in blocks:
-        for cycle in CYCLES:
-            c = cycles[cycle]
-            rows.append([_e(name), _e(CYCLE_NAMES[cycle]), _e(c["count"]), _dash(c["p50_hours"]),
-                         _dash(c["p90_hours"]), _dash(c["max_hours"])])
+    for name, cycle, c in cycle_rows(report):
+        rows.append([_e(name), _e(CYCLE_NAMES[cycle]), _e(c["count"]), _dash(c["p50_hours"]),
+                     _dash(c["p90_hours"]), _dash(c["max_hours"])])
     histogram = report["cycle_histogram"]
     chart = bar_chart("chart-cycle", "Cycle times: orders per duration", histogram["buckets"],
                       [(CYCLE_NAMES[c], histogram[c]) for c in CYCLES], unit=" orders")

@@ -6,7 +6,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-from connector.report import CYCLES, FIGURES
+from connector.report import FIGURES, cycle_rows
 from connector.report_receivables import BUCKETS
 from connector.status import duration
 
@@ -54,14 +54,9 @@ def _orders(report: dict, console: Console) -> None:
 def _cycles(report: dict, console: Console) -> None:
     table = _table("Cycle times in hours (nearest-rank percentiles)", "store", "from order to", "orders", "p50",
                    "p90", "max", right_from=2)
-    blocks = [(s["name"], s["cycle_times"]) for s in report["stores"]]
-    if len(report["stores"]) > 1:
-        blocks.append(("all stores", report["totals"]["cycle_times"]))
-    for name, cycles in blocks:
-        for cycle in CYCLES:
-            c = cycles[cycle]
-            table.add_row(name, CYCLE_LABELS[cycle], str(c["count"]), _dash(c["p50_hours"]),
-                          _dash(c["p90_hours"]), _dash(c["max_hours"]))
+    for name, cycle, c in cycle_rows(report):
+        table.add_row(name, CYCLE_LABELS[cycle], str(c["count"]), _dash(c["p50_hours"]),
+                      _dash(c["p90_hours"]), _dash(c["max_hours"]))
     console.print(table)
 
 

@@ -31,6 +31,7 @@ from connector.ledger import Ledger
 from connector.reconcile import reconcile, run_scheduled
 from sandbox.generator import generate_orders
 from sandbox.seed import CREDENTIALS, REALM, SHOP, seed
+from tests.test_quickbooks_target import books, ledger_rows
 
 ORDERS = 32  # 16 per store: every generator case in each store
 
@@ -56,16 +57,6 @@ def run_reconcile(settings, **kwargs):
         ledger.close()
 
 
-def ledger_rows(settings, sql, *args):
-    ledger = Ledger(settings.ledger_path)
-    try:
-        return ledger.conn.execute(sql, args).fetchall()
-    finally:
-        ledger.close()
-
-
-def books(sandbox) -> dict:
-    return sandbox.state("quickbooks")["companies"][REALM]
 
 
 def key_of(doc: dict) -> str:
