@@ -1,11 +1,14 @@
 # The two commands of the README: `make demo` and `make test`. Nothing else is assumed
-# on the machine than python3 (3.11+) and make; everything else installs into .venv.
+# on the machine than python3 (3.11+) and make; everything else installs into .venv, except
+# the browser the browser tests drive: Debian's chromium, which scripts/install-browser.sh
+# installs with apt-get when /usr/bin/chromium is missing (a no-op when it is there; without
+# apt or root it says so and tests/browser skips, naming what is missing). See docs/testing.md.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test install sandbox bench clean
+.PHONY: demo test install browser sandbox bench clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,16 +16,25 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)
+# Not part of the stamp: checked on every `make install`/`make test` (a millisecond when chromium is
+# there), so a machine that kept .venv but not the system packages (a new machine) gets it back.
+browser:
+	@bash scripts/install-browser.sh
+
+install: $(STAMP) browser
 
 demo: $(STAMP)
 	$(BIN)/o2c demo
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 sandbox: $(STAMP)
 	$(BIN)/o2c sandbox
+
+# Benchmarks (docs: benchmarks/RESULTS.md): four runs against the sandbox, about 15 minutes.
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run_all.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

@@ -26,6 +26,7 @@ Examples:
   o2c daemon --config config.yaml        keep running: polls, webhooks, steps, token refresh
   o2c backfill --store S --since DATE    a Shopify store's history, through a bulk export
   o2c status --config config.yaml        what the ledger holds, step by step
+  o2c dashboard --config config.yaml     the admin dashboard (the daemon serves it too)
   o2c replay --config config.yaml --state dead --dry-run   what a replay would do
   o2c reconcile --config config.yaml --fix   prove the books match the stores; repair what is safe
   o2c check-config --config config.yaml  validate the configuration and stop
@@ -364,6 +365,28 @@ def reconcile(config_path: str, store: str | None, since: str | None, until: str
 def _moment(value: str) -> datetime:
     moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+@main.command(epilog="\b\nExamples:\n  o2c dashboard --config config.yaml\n"
+                     "  o2c dashboard --config config.yaml --port 8721   then open http://127.0.0.1:8721/")
+@click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
+@click.option("--host", default=None, help="bind address (default: dashboard.host, 127.0.0.1)")
+@click.option("--port", default=None, type=click.IntRange(0, 65535), help="port (default: dashboard.port, 8720)")
+def dashboard(config_path: str, host: str | None, port: int | None) -> None:
+    """Serve the admin dashboard alone until Ctrl-C: overview, orders, failures with dry run and replay, reconcile
+    findings, the JSON admin API, /metrics (docs/dashboard.md). `o2c daemon` serves it too."""
+    from connector.dashboard import dashboard_server
+    from connector.ledger import Ledger
+    settings = _load(config_path)
+    if settings.dashboard is None:
+        err_console.print("[bold red]error:[/] the configuration has no dashboard: section; add one with "
+                          "admin_token: ${O2C_ADMIN_TOKEN} (see config.example.yaml)", highlight=False)
+        sys.exit(2)
+    Ledger(settings.ledger_path).close()  # create and migrate it before the first request
+    server = dashboard_server(settings, host=host, port=port)
+    console.print(f"dashboard on http://{server.config.host}:{server.config.port}/ (log in with the "
+                  "dashboard.admin_token); Ctrl-C stops", highlight=False)
+    server.run()
 
 
 @main.command("check-config", epilog="\b\nExample:\n  o2c check-config --config config.yaml")

@@ -246,6 +246,38 @@ class WebhookSettings(Strict):
         return None if v is None else _check_url(v, allow_plain_http=False)
 
 
+class DashboardSettings(Strict):
+    """The ``dashboard:`` section: the admin dashboard the daemon (or ``o2c dashboard``) serves (docs/dashboard.md)."""
+
+    host: str = "127.0.0.1"  # bind address; put a TLS-terminating proxy in front to reach it from elsewhere
+    port: int = Field(default=8720, ge=1, le=65535)
+    # Every page and API call needs it (a login form sets a session cookie derived from it).
+    admin_token: SecretStr
+    # The address browsers use (https://admin.example.com); POSTs must come from it. Default: the
+    # address the request was made to, on a loopback bind only.
+    public_origin: str | None = None
+    # Links to HubSpot records need the account (portal) id; without it the ids are shown.
+    hubspot_portal_id: str | None = Field(default=None, pattern=r"^\d{1,20}$")
+
+    @field_validator("admin_token")
+    @classmethod
+    def _long_enough(cls, v: SecretStr) -> SecretStr:
+        if len(v.get_secret_value()) < 16:
+            raise ValueError("admin_token is too short; use at least 16 random characters "
+                             "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        return v
+
+    @field_validator("public_origin")
+    @classmethod
+    def _origin(cls, v: str | None) -> str | None:
+        if v is None:
+            return None
+        v = _check_url(v, allow_plain_http=False)
+        if urlparse(v).path not in ("", "/"):
+            raise ValueError(f"'{v}' is not an origin; give scheme, host and port only")
+        return v
+
+
 class QueueSettings(Strict):
     """The ``queue:`` section: how failed steps are retried and how long a claim lasts (docs/operations.md)."""
 
@@ -314,6 +346,7 @@ class Settings(Strict):
     hubspot: HubSpotSettings
     quickbooks: QuickBooksSettings
     webhooks: WebhookSettings | None = None
+    dashboard: DashboardSettings | None = None
     queue: QueueSettings = Field(default_factory=QueueSettings)
     # How often the daemon reconciles each store with the books (`o2c reconcile`, safe fixes queued);
     # 0 turns the job off.
@@ -355,7 +388,7 @@ class Settings(Strict):
 
 
 SECRET_FIELDS = {"access_token", "consumer_key", "consumer_secret", "client_id", "client_secret",
-                 "refresh_token", "webhook_secret"}
+                 "refresh_token", "webhook_secret", "admin_token"}
 
 
 def _resolve(node, path: str, env, base: Path):

@@ -128,12 +128,14 @@ class Daemon:
         self.scheduler.start()
         LOG.info("daemon started: %d store(s), ledger %s", len(self.settings.stores), self.settings.ledger_path)
         server = _start_webhook_server(self)
+        dashboard = _start_dashboard_server(self)
         deadline = time.monotonic() + run_for if run_for else None
         while not self.state.stopping.wait(0.2):
             if deadline and time.monotonic() > deadline:
                 self.stop()
-        if server is not None:
-            server.should_exit = True
+        for running in (server, dashboard):
+            if running is not None:
+                running.should_exit = True
         # Jobs see `stopping` between steps; wait for them, but not forever.
         stopper = threading.Thread(target=self.scheduler.shutdown, kwargs={"wait": True}, daemon=True)
         stopper.start()
@@ -199,4 +201,15 @@ def _start_webhook_server(daemon: Daemon):
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # the daemon owns SIGTERM/SIGINT
     threading.Thread(target=server.run, name="webhooks", daemon=True).start()
+    return server
+
+
+def _start_dashboard_server(daemon: Daemon):
+    """Serve the admin dashboard in a thread of this process when a ``dashboard:`` section exists."""
+    if getattr(daemon.settings, "dashboard", None) is None:
+        return None
+    from connector.dashboard import dashboard_server
+    server = dashboard_server(daemon.settings)
+    server.install_signal_handlers = lambda: None  # the daemon owns SIGTERM/SIGINT
+    threading.Thread(target=server.run, name="dashboard", daemon=True).start()
     return server
