@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import socket
-import sqlite3
 import threading
 import time
 
@@ -24,25 +23,13 @@ from connector.demo import write_config
 from connector.engine import sync_pass
 from connector.errors import ConfigError
 from connector.ledger import Ledger
-from sandbox.generator import generate_orders
 from sandbox.seed import REALM, SHOP, seed
+from tests.test_replay_dry_run import GHOST, MAPPED, ledger_dump, order_spec, steps
 
 TOKEN = "dashboard-test-token-0123456789abcdef"
 BASE = "http://127.0.0.1:8720"
 EVIL = "http://evil.example"
-GHOST = "GHOST-1"  # a SKU the QuickBooks company has no item for
-MAPPED = "MUG-12OZ"  # an item the company has (sandbox/seed.py)
 PUBLIC = {"/login", "/healthz", "/readyz"}
-
-
-def order_spec(number: int, sku: str) -> dict:
-    """A plain unpaid order: one untaxed line and 5.00 shipping, so its steps end at the invoice."""
-    spec = generate_orders(number, 1, first_number=number, variety=False)[0]
-    spec.update(lines=[{"sku": sku, "title": "Widget", "quantity": 1, "unit_price": "20.00", "discount": "0.00",
-                        "taxable": False}],
-                shipping=[{"title": "Standard", "code": "standard", "price": "5.00"}], tax_rate="0",
-                tax_title="No tax", financial_status="pending", note=None)
-    return spec
 
 
 @pytest.fixture
@@ -86,23 +73,6 @@ def csrf_of(client: TestClient) -> str:
     page = client.get("/failures")
     assert page.status_code == 200
     return re.search(r'name="csrf_token" value="([0-9a-f]+)"', page.text).group(1)
-
-
-def steps(config_path) -> dict[str, dict]:
-    conn = sqlite3.connect(load_config(config_path).ledger_path)
-    try:
-        conn.row_factory = sqlite3.Row
-        return {row["step"]: dict(row) for row in conn.execute("SELECT * FROM steps")}
-    finally:
-        conn.close()
-
-
-def ledger_dump(config_path) -> list[str]:
-    conn = sqlite3.connect(load_config(config_path).ledger_path)
-    try:
-        return list(conn.iterdump())
-    finally:
-        conn.close()
 
 
 def invoices(sandbox) -> list[dict]:
