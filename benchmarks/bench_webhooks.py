@@ -13,9 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import hashlib
-import hmac
 import json
 import os
 import shutil
@@ -31,25 +28,8 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import PY, ROOT, save  # noqa: E402
 
-SHOP_SECRET = "shpss_sandbox_secret"
-SHOP = "demo-shop"
-PLACEHOLDER = {
-    "shopify": {"access_token": "shpat_x", "shop_url": "http://127.0.0.1:9/shop/demo-shop"},
-    "woocommerce": {"consumer_key": "ck_x", "consumer_secret": "cs_x", "url": "http://127.0.0.1:9/site/demo-woo"},
-    "hubspot": {"access_token": "pat-x", "host": "https://api.hubapi.com"},
-    "quickbooks": {"client_id": "c", "client_secret": "s", "refresh_token": "r", "realm_id": "1",
-                   "api_url": "https://quickbooks.api.intuit.com/v3", "discovery_url": "sandbox"},
-}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def sign(raw: bytes) -> str:
-    return base64.b64encode(hmac.new(SHOP_SECRET.encode(), raw, hashlib.sha256).digest()).decode()
+# The sandbox shop, its app secret, a placeholder config and the signature: as the webhook tests use them.
+from tests.webhook_support import PLACEHOLDER, SHOP, SHOP_SECRET, free_port, sign  # noqa: E402
 
 
 def delivery(i: int) -> tuple[bytes, dict]:
@@ -58,7 +38,7 @@ def delivery(i: int) -> tuple[bytes, dict]:
                       "name": f"#{1000 + i}", "updated_at": "2026-01-20T10:00:00-05:00",
                       "financial_status": "paid", "total_price": "42.00"}, separators=(",", ":")).encode()
     return raw, {"Content-Type": "application/json", "X-Shopify-Topic": "orders/updated",
-                 "X-Shopify-Hmac-Sha256": sign(raw), "X-Shopify-Webhook-Id": f"bench-{i}",
+                 "X-Shopify-Hmac-Sha256": sign(SHOP_SECRET, raw), "X-Shopify-Webhook-Id": f"bench-{i}",
                  "X-Shopify-Shop-Domain": f"{SHOP}.myshopify.com", "X-Shopify-Event-Id": f"ev-{i}",
                  "X-Shopify-API-Version": "2026-01", "X-Shopify-Triggered-At": "2026-01-20T15:00:00Z"}
 

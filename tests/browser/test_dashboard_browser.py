@@ -23,7 +23,7 @@ import pytest
 from connector.config import load_config
 from connector.demo import write_config
 from sandbox.seed import REALM, SHOP, seed
-from tests.browser.conftest import free_port
+from tests.webhook_support import free_port
 from tests.conftest import ROOT
 from tests.test_replay_dry_run import GHOST, MAPPED, order_spec, sync
 
