@@ -15,16 +15,13 @@ from pydantic import BaseModel, SecretStr
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from connector.composition import build_runners, build_sources
 from connector.config import load_config
 from connector.dashboard import create_dashboard_app, dashboard_server
 from connector.dashboard.auth import SESSION_COOKIE
-from connector.demo import write_config
-from connector.engine import sync_pass
 from connector.errors import ConfigError
 from connector.ledger import Ledger
-from sandbox.seed import REALM, SHOP, seed
-from tests.test_replay_dry_run import GHOST, MAPPED, ledger_dump, order_spec, steps
+from sandbox.seed import REALM, SHOP
+from tests.test_replay_dry_run import GHOST, fix_item_map, ghost_shop, ledger_dump, steps, sync
 
 TOKEN = "dashboard-test-token-0123456789abcdef"
 BASE = "http://127.0.0.1:8720"
@@ -35,26 +32,11 @@ PUBLIC = {"/login", "/healthz", "/readyz"}
 @pytest.fixture
 def world(sandbox, tmp_path, monkeypatch):
     """A shop with one order of ``GHOST`` synced: its invoice is dead. The config has a dashboard section."""
-    credentials = seed(sandbox.urls, orders=0)
-    httpx.post(f"{sandbox.urls['shopify']}/_sandbox/shops/{SHOP}/orders",
-               json={"orders": [order_spec(1001, GHOST)]}, timeout=30).raise_for_status()
-    path = write_config(tmp_path, credentials)
-    text = re.sub(r"(?m)^  default_item:.*\n", "", path.read_text())
-    path.write_text(text + "\ndashboard:\n  admin_token: ${O2C_TEST_ADMIN_TOKEN}\n")
+    path = ghost_shop(sandbox, tmp_path)
+    path.write_text(path.read_text() + "\ndashboard:\n  admin_token: ${O2C_TEST_ADMIN_TOKEN}\n")
     monkeypatch.setenv("O2C_TEST_ADMIN_TOKEN", TOKEN)
-    settings = load_config(path)
-    ledger = Ledger(settings.ledger_path)
-    try:
-        sync_pass(build_sources(settings), build_runners(settings, ledger), ledger)
-    finally:
-        ledger.close()
+    sync(path)
     return path
-
-
-def fix_item_map(config_path) -> None:
-    text = config_path.read_text()
-    config_path.write_text(text.replace("  refunds: refund_receipt", f"  item_map: {{{GHOST}: {MAPPED}}}\n"
-                                                                    "  refunds: refund_receipt", 1))
 
 
 def client_for(config_path) -> TestClient:

@@ -43,13 +43,24 @@ def shop_orders(sandbox) -> list[dict]:
 
 @pytest.fixture
 def world(sandbox, tmp_path):
-    """A shop with one order of ``GHOST``; a config without ``default_item``."""
+    return ghost_shop(sandbox, tmp_path)
+
+
+def ghost_shop(sandbox, tmp_path):
+    """A shop with one order of ``GHOST``; a config without ``default_item`` (so its invoice will die)."""
     credentials = seed(sandbox.urls, orders=0)
     httpx.post(f"{sandbox.urls['shopify']}/_sandbox/shops/{SHOP}/orders",
                json={"orders": [order_spec(1001, GHOST)]}, timeout=30).raise_for_status()
     path = write_config(tmp_path, credentials)
     path.write_text(re.sub(r"(?m)^  default_item:.*\n", "", path.read_text()))
     return path
+
+
+def fix_item_map(config_path) -> None:
+    """The merchant's fix: map ``GHOST`` to an item the company has."""
+    text = config_path.read_text()
+    config_path.write_text(text.replace("  refunds: refund_receipt", f"  item_map: {{{GHOST}: {MAPPED}}}\n"
+                                                                    "  refunds: refund_receipt", 1))
 
 
 def sync(config_path) -> None:
@@ -109,9 +120,7 @@ def test_dry_run_of_a_dead_invoice_changes_nothing_and_after_the_fix_shows_the_l
     assert targets(sandbox) == sandbox_before
 
     # 2. Map the SKU; the dry run now shows the invoice it would create, field by field.
-    text = world.read_text()
-    world.write_text(text.replace("  refunds: refund_receipt", f"  item_map: {{{GHOST}: {MAPPED}}}\n"
-                                                              "  refunds: refund_receipt", 1))
+    fix_item_map(world)
     mug = next(i for i in sandbox.state("quickbooks")["companies"][REALM]["Item"] if i["Name"] == MAPPED)
     preview = json.loads(replay("--config", str(world), "--state", "dead", "--dry-run", "--json"))
     (step,) = preview["steps"]
@@ -145,9 +154,7 @@ def test_dry_run_of_a_dead_invoice_changes_nothing_and_after_the_fix_shows_the_l
 
 def test_dry_run_of_a_dead_deal_shows_the_amount_the_store_changed_since_and_fresh_reads_it_into_a_copy(
         sandbox, world):
-    text = world.read_text()
-    world.write_text(text.replace("  refunds: refund_receipt", f"  item_map: {{{GHOST}: {MAPPED}}}\n"
-                                                              "  refunds: refund_receipt", 1))
+    fix_item_map(world)
     # HubSpot refuses the line items once: the deal is written (25.00), its step is dead.
     sandbox.control("hubspot", "POST", "faults", json={"faults": [{
         "endpoint": "line_items/batch/upsert", "status": 400, "times": 1,
@@ -226,9 +233,7 @@ def _money(amount: str) -> dict:
 
 
 def test_dry_run_of_a_failed_customer_shows_the_customer_it_would_create_and_sends_nothing(sandbox, world):
-    text = world.read_text()
-    world.write_text(text.replace("  refunds: refund_receipt", f"  item_map: {{{GHOST}: {MAPPED}}}\n"
-                                                              "  refunds: refund_receipt", 1))
+    fix_item_map(world)
     sandbox.control("quickbooks", "POST", "chaos", json={"faults": [
         {"path": "/customer", "method": "POST", "status": 400, "times": 1}]})
     sync(world)

@@ -9,7 +9,6 @@ The scenario is test_replay_dry_run.py's: an order of a SKU QuickBooks has no it
 from __future__ import annotations
 
 import json
-import re
 import signal
 import sqlite3
 import subprocess
@@ -21,11 +20,10 @@ import httpx
 import pytest
 
 from connector.config import load_config
-from connector.demo import write_config
-from sandbox.seed import REALM, SHOP, seed
+from sandbox.seed import REALM
 from tests.webhook_support import free_port
 from tests.conftest import ROOT
-from tests.test_replay_dry_run import GHOST, MAPPED, order_spec, sync
+from tests.test_replay_dry_run import GHOST, MAPPED, fix_item_map, ghost_shop, sync
 
 ADMIN_TOKEN = "browser-test-admin-token-0123456789"
 INVOICE = "quickbooks.invoice"
@@ -54,11 +52,7 @@ class Dashboard:
 @pytest.fixture
 def dashboard(sandbox, tmp_path, monkeypatch):
     """The daemon serving the dashboard, over a ledger whose one order has a dead invoice (cause fixed)."""
-    credentials = seed(sandbox.urls, orders=0)
-    httpx.post(f"{sandbox.urls['shopify']}/_sandbox/shops/{SHOP}/orders",
-               json={"orders": [order_spec(1001, GHOST)]}, timeout=30).raise_for_status()
-    config = write_config(tmp_path, credentials)
-    config.write_text(re.sub(r"(?m)^  default_item:.*\n", "", config.read_text()))
+    config = ghost_shop(sandbox, tmp_path)
     sync(config)
     dead = invoice_step(config)
     assert dead["state"] == "dead" and GHOST in dead["error"], dead
@@ -66,9 +60,8 @@ def dashboard(sandbox, tmp_path, monkeypatch):
     # The merchant maps the SKU and (re)starts the daemon, now with the dashboard on.
     port = free_port()
     monkeypatch.setenv("O2C_TEST_ADMIN_TOKEN", ADMIN_TOKEN)
-    text = config.read_text().replace("  refunds: refund_receipt",
-                                      f"  item_map: {{{GHOST}: {MAPPED}}}\n  refunds: refund_receipt", 1)
-    text += ("reconcile_hours: 0\n"  # nothing but the dashboard may requeue the dead step
+    fix_item_map(config)
+    text = config.read_text() + ("reconcile_hours: 0\n"  # nothing but the dashboard may requeue the dead step
              "dashboard:\n"
              "  host: 127.0.0.1\n"
              f"  port: {port}\n"
