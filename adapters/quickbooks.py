@@ -19,6 +19,7 @@ Recovery table:
 | any other fault                       | adapters/error_table.py decides: retry, pause or PermanentError with what to fix |
 | a write whose answer was lost         | the same ``requestid`` is sent again; QuickBooks replays the answer |
 | a batch item's Fault                  | the same classification, per item (:meth:`QuickBooksTarget.batch`) |
+| an ``IN (...)`` query refused        | PermanentError 4000/4001; customer lookups then use ``=`` |
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ STALE_OBJECT = 5010
 _LOWER_CODE = re.compile(r'"code"\s*:\s*"?(\d+)"?')
 _LOWER_MESSAGE = re.compile(r'"message"\s*:\s*"([^"]*)"')
 BATCH_MAX = 30  # notes §2.2: 30 payloads per batch
+IN_VALUES = 100  # values per ``IN (...)`` list
+IN_CHARS = 8000  # characters of values per ``IN (...)`` list, far below any request-size limit
+MAX_RESULTS = 1000  # notes §2.1: MAXRESULTS max
 THROTTLE_WAIT = 60  # notes §3: "wait 60 seconds before retrying"
 
 
@@ -60,6 +64,39 @@ def to_qbo_json(body: dict) -> str:
 def quote(value: str) -> str:
     """Escape a value for the QuickBooks query language (``'`` becomes ``\\'``)."""
     return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+def in_lists(values) -> list[str]:
+    """``'a', 'b'`` lists for ``IN (...)``, each at most IN_VALUES values and IN_CHARS characters;
+    duplicates dropped, order kept."""
+    lists, chunk, size = [], [], 0
+    for value in dict.fromkeys(values):
+        quoted = f"'{quote(value)}'"
+        if chunk and (len(chunk) == IN_VALUES or size + len(quoted) > IN_CHARS):
+            lists.append(", ".join(chunk))
+            chunk, size = [], 0
+        chunk.append(quoted)
+        size += len(quoted) + 2
+    if chunk:
+        lists.append(", ".join(chunk))
+    return lists
+
+
+def select_in(query, entity: str, field: str, values, *, also: str = "", select: str = "*") -> list[dict]:
+    """Every ``entity`` whose ``field`` is one of ``values``, through ``query(sql)``: one query per
+    IN list (:func:`in_lists`), plus a page more whenever one comes back full (1000 rows)."""
+    rows: list[dict] = []
+    for chunk in in_lists(values):
+        start = 1
+        while True:
+            page = f" STARTPOSITION {start}" if start > 1 else ""
+            found = query(f"SELECT {select} FROM {entity} WHERE {field} IN ({chunk}){also}{page} "
+                          f"MAXRESULTS {MAX_RESULTS}").get(entity, [])
+            rows += found
+            if len(found) < MAX_RESULTS:
+                break
+            start += MAX_RESULTS
+    return rows
 
 
 class QuickBooksTarget:
@@ -167,9 +204,20 @@ class QuickBooksTarget:
         python-quickbooks' ``batch_operation`` cannot send a requestid, so the body goes
         through the SDK's own ``post`` with one.
         """
+        return self._batch(items, request_id, {"operation": "create"})
+
+    def void_batch(self, items: list[tuple[str, str, dict]], request_id: str) -> dict[str, dict | Exception]:
+        """Void up to 30 documents in one call: ``[(bId, entity, {Id, SyncToken, sparse})]``.
+
+        A batch item voids with ``operation: update`` and ``optionsData: void`` (notes §2.2); the
+        answer is the document as QuickBooks now holds it (the caller checks it is voided).
+        """
+        return self._batch(items, request_id, {"operation": "update", "optionsData": "void"})
+
+    def _batch(self, items: list[tuple[str, str, dict]], request_id: str, how: dict) -> dict[str, dict | Exception]:
         if len(items) > BATCH_MAX or len(request_id) > 36 or any(len(b) > 10 for b, _, _ in items):
             raise ValueError("a batch holds at most 30 items, a requestid of 36 and bIds of 10 characters")
-        body = {"BatchItemRequest": [{"bId": bid, "operation": "create", entity: obj} for bid, entity, obj in items]}
+        body = {"BatchItemRequest": [{"bId": bid, **how, entity: obj} for bid, entity, obj in items]}
 
         def send(qb):
             url = f"{qb.api_url}/company/{qb.company_id}/batch"
@@ -212,13 +260,10 @@ class QuickBooksTarget:
         found: dict[str, str] = {}
         for field in ("Name", "Sku"):  # by name first, then by SKU for what is left
             left = [n for n in names if n not in found]
-            for start in range(0, len(left), 100):
-                values = ", ".join(f"'{quote(n)}'" for n in left[start:start + 100])
-                for item in self.query(f"SELECT *, Sku FROM Item WHERE {field} IN ({values}) MAXRESULTS 1000"
-                                       ).get("Item", []):
-                    found.setdefault(item["Name"], item["Id"])
-                    if item.get("Sku"):
-                        found.setdefault(item["Sku"], item["Id"])
+            for item in select_in(self.query, "Item", field, left, select="*, Sku"):
+                found.setdefault(item["Name"], item["Id"])
+                if item.get("Sku"):
+                    found.setdefault(item["Sku"], item["Id"])
         return found
 
     def find_by_doc_number(self, entity: str, doc_number: str) -> dict | None:
@@ -231,12 +276,7 @@ class QuickBooksTarget:
 
     def find_payments(self, ref_nums: list[str]) -> list[dict]:
         """Payments whose PaymentRefNum is one of ``ref_nums`` (the probe after a lost answer)."""
-        found = []
-        for start in range(0, len(ref_nums), 100):
-            values = ", ".join(f"'{quote(n)}'" for n in ref_nums[start:start + 100])
-            found += self.query(f"SELECT * FROM Payment WHERE PaymentRefNum IN ({values}) MAXRESULTS 1000"
-                                ).get("Payment", [])
-        return found
+        return select_in(self.query, "Payment", "PaymentRefNum", ref_nums)
 
     def find_named(self, entity: str, name: str) -> dict | None:
         """An Account or PaymentMethod by its name (inactive ones too)."""
@@ -248,11 +288,8 @@ class QuickBooksTarget:
 
     def _find_in(self, entity: str, field: str, values: list[str]) -> dict[str, dict]:
         found: dict[str, dict] = {}
-        for start in range(0, len(values), 100):
-            chunk = ", ".join(f"'{quote(v)}'" for v in values[start:start + 100])
-            for doc in self.query(f"SELECT * FROM {entity} WHERE {field} IN ({chunk}) MAXRESULTS 1000"
-                                  ).get(entity, []):
-                found.setdefault(str(doc[field]), doc)
+        for doc in select_in(self.query, entity, field, values):
+            found.setdefault(str(doc[field]), doc)
         return found
 
 

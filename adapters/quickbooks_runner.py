@@ -12,6 +12,7 @@ create and the binding.
 |-------------------------------|------------------------------------------|
 | ``quickbooks.customer``       | :mod:`adapters.quickbooks_customers`     |
 | ``quickbooks.invoice`` / ``quickbooks.sales_receipt`` / ``quickbooks.void`` | :mod:`adapters.quickbooks_documents` |
+| ``quickbooks.void`` of two or more orders (one batch call) | :mod:`adapters.quickbooks_voids` |
 | ``quickbooks.payment:<txn>`` / ``quickbooks.refund:<id>`` | :mod:`adapters.quickbooks_payments` |
 
 Recovery table (per item; the engine turns error types into step states):
@@ -62,6 +63,10 @@ class Books:
     prefixes: dict[str, str]
     policy: TaxPolicy
     _home: list = field(default_factory=list)
+    # What this QuickBooks company refused, so it is not asked again in this process: fields on
+    # which an ``IN (...)`` query gave 4000/4001 (customers), and voids in a batch (voids).
+    refused_in: set = field(default_factory=set)
+    single_voids: bool = False
 
     def prefix(self, store: str) -> str:
         return self.prefixes.get(store, "")
@@ -201,13 +206,14 @@ class QuickBooksRunner:
             quickbooks_customers,
             quickbooks_documents,
             quickbooks_payments,
+            quickbooks_voids,
         )
         kind = kind_of(step)
         handlers = {
             "quickbooks.customer": quickbooks_customers.run,
             "quickbooks.invoice": quickbooks_documents.run_documents,
             "quickbooks.sales_receipt": quickbooks_documents.run_documents,
-            "quickbooks.void": quickbooks_documents.run_voids,
+            "quickbooks.void": quickbooks_voids.run_voids,
             "quickbooks.payment": quickbooks_payments.run_payments,
             "quickbooks.refund": quickbooks_payments.run_refunds,
         }

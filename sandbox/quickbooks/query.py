@@ -21,7 +21,7 @@ from datetime import datetime, time
 from decimal import Decimal, InvalidOperation
 
 from sandbox.quickbooks import faults
-from sandbox.quickbooks.store import ENTITIES, NAME_GROUPS, Company
+from sandbox.quickbooks.store import ENTITIES, Company, field_value
 
 TOKEN = re.compile(r"""
     \s*(?:
@@ -33,6 +33,7 @@ TOKEN = re.compile(r"""
     )""", re.VERBOSE)
 NAME_LISTS = {"Customer", "Vendor", "Employee", "Item", "Account", "PaymentMethod", "TaxCode", "Term"}
 MAX_RESULTS = 1000
+DATE = re.compile(r"\d{4}-\d\d-\d\d")  # a value the scan compares as a moment (``_comparable``)
 
 
 @dataclass
@@ -198,21 +199,7 @@ def parse(text: str) -> Query:
 
 # -- evaluation ----------------------------------------------------------------------------
 
-def _lookup(obj: dict, path: str):
-    value = obj
-    for part in path.split("."):
-        if not isinstance(value, dict):
-            return None
-        if part in value:
-            value = value[part]
-            continue
-        match = next((k for k in value if k.lower() == part.lower()), None)
-        if match is None:
-            return None
-        value = value[match]
-    if isinstance(value, dict) and "value" in value:
-        return value["value"]  # refs compare by id: WHERE CustomerRef = '1'
-    return value
+_lookup = field_value  # what a condition compares (refs by id, e-mails by address)
 
 
 def _moment(text: str, company: Company):
@@ -234,8 +221,7 @@ def _comparable(left, right, company: Company):
             return Decimal(str(left)), Decimal(str(right))
         except InvalidOperation:
             pass
-    if isinstance(left, str) and isinstance(right, str) and re.match(r"\d{4}-\d\d-\d\d", left) \
-            and re.match(r"\d{4}-\d\d-\d\d", right):
+    if isinstance(left, str) and isinstance(right, str) and DATE.match(left) and DATE.match(right):
         a, b = _moment(left, company), _moment(right, company)
         if a and b:
             return a, b
@@ -280,20 +266,29 @@ def run(company: Company, text: str) -> dict:
 
 
 def _candidates(company: Company, query: Query) -> list[dict]:
-    """Narrow by an indexed equality (Id, DocNumber, DisplayName/Name) before scanning."""
+    """Narrow by Id or by an indexed field's ``=``/``IN`` on strings (store.INDEXED) before scanning.
+
+    The index holds every object whose value equals a query value case-insensitively (plus any
+    whose value is not a string), a superset of what the condition matches, and ``execute``
+    applies every condition to the candidates afterwards, so the result is the scan's. Values
+    that look like dates are compared as moments by the scan, so they are not narrowed here.
+    """
     for cond in query.where:
-        name = cond.field.lower()
-        if name == "id" and all(isinstance(v, (str, Decimal)) for v in cond.values):
+        if cond.field.lower() == "id" and all(isinstance(v, (str, Decimal)) for v in cond.values):
             found = (company.get(query.entity, str(v)) for v in cond.values)
             return [row for row in found if row is not None]
-        if cond.op == "=" and isinstance(cond.values[0], str):
-            if name == "docnumber":
-                return company.with_doc_number(query.entity, cond.values[0])
-            group = NAME_GROUPS.get(query.entity)
-            if group and group[1].lower() == name:
-                owner = company.name_owner(query.entity, cond.values[0])
-                found = company.get(*owner) if owner and owner[0] == query.entity else None
-                return [found] if found is not None else []  # None: hidden inside a batch
+    for cond in query.where:
+        if cond.op not in ("=", "IN") or not all(isinstance(v, str) and not DATE.match(v) for v in cond.values):
+            continue
+        ids: set[str] = set()
+        for value in cond.values:
+            found = company.indexed(query.entity, cond.field, value)
+            if found is None:
+                break
+            ids |= found
+        else:
+            rows = (company.get(query.entity, i) for i in ids)
+            return [row for row in rows if row is not None]
     return company.all(query.entity)
 
 

@@ -1,8 +1,14 @@
-"""In-memory QuickBooks companies: objects per entity, ids, SyncTokens, name indexes, seed chart.
+"""In-memory QuickBooks companies: objects per entity, ids, SyncTokens, indexes, seed chart.
 
 One ``Company`` per realm id. Objects are plain dicts holding ``Decimal`` amounts; ids and
 ``SyncToken`` are strings (notes §0). Every write bumps ``SyncToken`` and
 ``MetaData.LastUpdatedTime`` (notes §1.6) and is remembered for CDC (notes §2.3).
+
+Query indexes (``INDEXED``): the lookups a connector makes per order (customer by email or
+display name, document by DocNumber, payment by PaymentRefNum, item by name or SKU) are answered
+from ``value.casefold() -> ids`` maps kept on every insert, replace and remove, so a 10,000-order
+company answers them without scanning every object. They only narrow the candidates: the query
+executor still applies every condition to them, so a result never differs from a scan.
 """
 
 from __future__ import annotations
@@ -58,6 +64,39 @@ CURRENCY_NAMES = {"USD": "United States Dollar", "EUR": "Euro", "GBP": "British 
                   "CAD": "Canadian Dollar", "AUD": "Australian Dollar"}
 SHIPPING_ITEM_ID = "SHIPPING_ITEM_ID"  # literal accepted on lines (notes §1.3, S-RUBY-319)
 
+# Fields kept in a query index, per entity (see the module docstring). Only objects written
+# through ``insert``/``replace`` are indexed, so entities seeded directly (TaxCode, TaxRate) are
+# not listed and are scanned.
+_PARTY = ("DisplayName", "PrimaryEmailAddr")
+INDEXED = {"Customer": _PARTY, "Vendor": _PARTY, "Employee": _PARTY, "Item": ("Name", "Sku"),
+           "Account": ("Name",), "PaymentMethod": ("Name",), "Payment": ("PaymentRefNum",),
+           **{entity: ("DocNumber",) for entity in ("Invoice", "SalesReceipt", "CreditMemo", "RefundReceipt",
+                                                    "Estimate")}}
+
+
+def field_value(obj: dict, path: str):
+    """The value a query compares for ``path`` (dotted, case-insensitive field names).
+
+    Refs compare by id (``WHERE CustomerRef = '1'``) and e-mail fields by their address
+    (``WHERE PrimaryEmailAddr = 'a@b.com'``, the form python-quickbooks' maintainer documents).
+    """
+    value = obj
+    for part in path.split("."):
+        if not isinstance(value, dict):
+            return None
+        if part in value:
+            value = value[part]
+            continue
+        match = next((k for k in value if k.lower() == part.lower()), None)
+        if match is None:
+            return None
+        value = value[match]
+    if isinstance(value, dict) and "value" in value:
+        return value["value"]
+    if isinstance(value, dict) and "Address" in value:
+        return value["Address"]
+    return value
+
 
 class Company:
     """One QuickBooks company (realm): its objects and the indexes the rules need."""
@@ -74,8 +113,10 @@ class Company:
         self.updated_at: dict[tuple[str, str], float] = {}
         self.deleted: dict[str, dict[str, dict]] = {}
         self.names: dict[str, dict[str, str]] = {}
-        # Equality indexes so per-order probes stay O(1) in benchmarks with many documents.
-        self.doc_index: dict[str, dict[str, set[str]]] = {}
+        # Query indexes (INDEXED): (entity, field) -> casefolded string value -> ids; ``odd`` holds
+        # the ids whose value is there but not a string (a query compares those as numbers).
+        self.index: dict[tuple[str, str], dict[str, set[str]]] = {}
+        self.odd: dict[tuple[str, str], set[str]] = {}
         self.customer_docs: dict[str, set[str]] = {}
         self.doc_numbers: dict[str, int] = {}
         # (TxnType, TxnId) -> {payment id: amount applied}; balances are derived from this.
@@ -162,16 +203,33 @@ class Company:
 
     def with_doc_number(self, entity: str, number: str) -> list[dict]:
         """Documents of ``entity`` whose DocNumber equals ``number`` (case-insensitive)."""
-        ids = self.doc_index.get(entity, {}).get(str(number).casefold(), ())
-        return [self.objects[entity][i] for i in sorted(ids, key=int) if (entity, i) not in self.hidden]
+        ids = self.indexed(entity, "DocNumber", str(number)) or set()
+        return [doc for doc in (self.objects[entity][i] for i in sorted(ids, key=int) if (entity, i) not in self.hidden)
+                if str(doc["DocNumber"]).casefold() == str(number).casefold()]
+
+    def indexed(self, entity: str, field: str, value: str) -> set[str] | None:
+        """Ids of ``entity`` whose ``field`` may equal ``value`` (case-insensitive), or None when
+        ``field`` is not indexed for ``entity``. Includes ids with a non-string value; hidden ones too."""
+        name = next((f for f in INDEXED.get(entity, ()) if f.lower() == field.lower()), None)
+        if name is None:
+            return None
+        found = self.index.get((entity, name), {}).get(value.casefold(), set())
+        odd = self.odd.get((entity, name))
+        return found | odd if odd else set(found)
 
     def invoices_of(self, customer_id: str) -> list[dict]:
         return [self.objects["Invoice"][i] for i in self.customer_docs.get(customer_id, ())]
 
     def _index(self, entity: str, old: dict | None, new: dict | None) -> None:
         for doc, add in ((old, False), (new, True)):
-            if doc and doc.get("DocNumber"):
-                bucket = self.doc_index.setdefault(entity, {}).setdefault(str(doc["DocNumber"]).casefold(), set())
+            for name in INDEXED.get(entity, ()) if doc else ():
+                value = field_value(doc, name)
+                if value is None:
+                    continue
+                if isinstance(value, str):
+                    bucket = self.index.setdefault((entity, name), {}).setdefault(value.casefold(), set())
+                else:
+                    bucket = self.odd.setdefault((entity, name), set())
                 (bucket.add if add else bucket.discard)(doc["Id"])
             if entity == "Invoice" and doc and doc.get("CustomerRef"):
                 bucket = self.customer_docs.setdefault(doc["CustomerRef"]["value"], set())
