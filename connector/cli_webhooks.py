@@ -56,8 +56,15 @@ def serve(config_path: str, host: str | None, port: int | None) -> None:
     settings = _load(config_path)
     hooks = settings.webhooks or WebhookSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    uvicorn.run(create_webhook_app(settings, settings.ledger_path), host=host or hooks.host,
-                port=port if port is not None else hooks.port, log_level="warning", lifespan="off")
+    app = create_webhook_app(settings, settings.ledger_path)
+    # One worker (the inbox has one writer: the group committer); no access log, whose arguments
+    # uvicorn formats for every answer (refusals are logged by the app with their reason).
+    # uvicorn takes httptools and uvloop when they are installed, else h11 and asyncio.
+    try:
+        uvicorn.run(app, host=host or hooks.host, port=port if port is not None else hooks.port,
+                    log_level="warning", access_log=False, lifespan="off")
+    finally:
+        app.state.webhooks.close()  # commit what is queued (the answers already waited for it)
 
 
 @webhooks.command(epilog="\b\nExample:\n  o2c webhooks register --config config.yaml\n"

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -69,22 +70,51 @@ def add(ledger: Ledger, delivery: Delivery) -> tuple[int, bool]:
     The insert and the duplicate count happen in one committed transaction:
     when this returns, the row is on disk (WAL) and the caller may answer 2xx.
     """
+    return add_many(ledger, [delivery])[0]
+
+
+def add_many(ledger: Ledger, deliveries: list[Delivery]) -> list[tuple[int, bool]]:
+    """Commit many deliveries in one transaction; return ``(row id, new)`` for each, in order.
+
+    The webhook server's group commit (:mod:`connector.webhook_committer`). A
+    delivery repeating an earlier one, in the inbox or earlier in this same list,
+    is a duplicate of that row (its count goes up). All or nothing: if anything
+    fails, even the ``COMMIT``, the transaction is rolled back, nothing of the
+    list is stored, and the error is raised for the caller to answer 5xx.
+    """
     now = iso(utcnow())
+    conn = ledger.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        results = [_insert(conn, delivery, now) for delivery in deliveries]
+        conn.execute("COMMIT")
+    except BaseException:
+        # A failed COMMIT (disk full, I/O error) can leave the transaction open: end it, so the
+        # connection can take the next group (ledger.transaction() would only roll back on a body error).
+        if conn.in_transaction:
+            try:
+                conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
+        raise
+    return results
+
+
+def _insert(conn: sqlite3.Connection, delivery: Delivery, now: str) -> tuple[int, bool]:
     updated = iso(delivery.source_updated_at) if delivery.source_updated_at else None
-    with ledger.transaction() as conn:
-        cursor = conn.execute(
-            "INSERT INTO inbox (store, system, topic, dedupe_key, resource_id, source_updated_at, received_at,"
-            " body, headers, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-            " ON CONFLICT (store, dedupe_key) DO NOTHING",
-            (delivery.store, delivery.system, delivery.topic, delivery.dedupe_key, delivery.resource_id, updated,
-             now, delivery.body, json.dumps(delivery.headers), now))
-        if cursor.rowcount == 1:
-            return cursor.lastrowid, True
-        conn.execute("UPDATE inbox SET duplicates = duplicates + 1 WHERE store = ? AND dedupe_key = ?",
-                     (delivery.store, delivery.dedupe_key))
-        row = conn.execute("SELECT id FROM inbox WHERE store = ? AND dedupe_key = ?",
-                           (delivery.store, delivery.dedupe_key)).fetchone()
-        return row[0], False
+    cursor = conn.execute(
+        "INSERT INTO inbox (store, system, topic, dedupe_key, resource_id, source_updated_at, received_at,"
+        " body, headers, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (store, dedupe_key) DO NOTHING",
+        (delivery.store, delivery.system, delivery.topic, delivery.dedupe_key, delivery.resource_id, updated,
+         now, delivery.body, json.dumps(delivery.headers), now))
+    if cursor.rowcount == 1:
+        return cursor.lastrowid, True
+    conn.execute("UPDATE inbox SET duplicates = duplicates + 1 WHERE store = ? AND dedupe_key = ?",
+                 (delivery.store, delivery.dedupe_key))
+    row = conn.execute("SELECT id FROM inbox WHERE store = ? AND dedupe_key = ?",
+                       (delivery.store, delivery.dedupe_key)).fetchone()
+    return row[0], False
 
 
 def pending(ledger: Ledger, *, limit: int = 1000, now: datetime | None = None) -> list[InboxRow]:

@@ -12,6 +12,7 @@ Every answer is decided in this order (DESIGN.md guarantees 1, 6 and 7):
 | not a JSON object, no topic header             | 400                                |
 | a new delivery                                 | 200 after the inbox row is committed |
 | a delivery already in the inbox                | 200, counted as a duplicate        |
+| a delivery whose group's commit failed         | 503 with Retry-After, nothing stored |
 
 The signature is base64 HMAC-SHA256 of the raw body (notes/shopify.md §3,
 notes/woocommerce.md §3), verified before the body is parsed and compared with
@@ -19,9 +20,17 @@ notes/woocommerce.md §3), verified before the body is parsed and compared with
 later, in :mod:`connector.intake`: Shopify gives a delivery 5 s (notes §3), so
 the answer never waits for a store.
 
-The server keeps one ledger connection; writes are serialised by a lock and
-run off the event loop. The daemon serves this app in its own process
-(:mod:`connector.daemon`); ``o2c webhooks serve`` runs it alone.
+Writing is a group commit (:mod:`connector.webhook_committer`): each request
+checks and parses its delivery on the event loop, hands it to the one committer
+thread, and answers when the transaction holding it has committed; whatever
+arrived meanwhile shares that transaction and its fsync. A group whose commit
+fails gets 503 (``Retry-After``), nothing of it stored; the store sends again.
+
+The route is a plain ASGI endpoint (no Request or Response objects): at a
+thousand deliveries a second the per-request cost is the server's capacity, and
+this path runs for every one (docs/webhooks.md "Throughput"). The daemon serves
+this app in its own process (:mod:`connector.daemon`); ``o2c webhooks serve``
+runs it alone.
 """
 
 from __future__ import annotations
@@ -32,18 +41,14 @@ import hmac
 import json
 import logging
 import re
-import threading
 from datetime import datetime, timezone
 from urllib.parse import parse_qs
 
 from starlette.applications import Starlette
-from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
 from connector import inbox
-from connector.ledger import Ledger
+from connector.webhook_committer import CommitFailed, GroupCommitter
 
 LOG = logging.getLogger("o2c.webhooks")
 DEFAULT_MAX_BODY = 1024 * 1024
@@ -56,6 +61,8 @@ KEPT_HEADERS = {
 }
 SIGNATURE = {"shopify": "X-Shopify-Hmac-Sha256", "woocommerce": "X-WC-Webhook-Signature"}
 TOPIC = {"shopify": "X-Shopify-Topic", "woocommerce": "X-WC-Webhook-Topic"}
+# ASGI gives header names in lower case: look them up that way (pairs of (stored name, lookup name)).
+_KEPT = {system: tuple((name, name.lower()) for name in names) for system, names in KEPT_HEADERS.items()}
 
 # WooCommerce passes the secret through wp_specialchars_decode(.., ENT_QUOTES) before signing
 # (notes/woocommerce.md §3 headers table), so "a &amp; b" signs as "a & b".
@@ -95,16 +102,19 @@ def _gid_tail(value) -> str | None:
 
 
 def shopify_delivery(store: str, headers, raw: bytes, body: dict) -> inbox.Delivery:
-    """Order topics announce ``body`` itself; refunds and transactions name their ``order_id``."""
-    topic = headers[TOPIC["shopify"]]
+    """Order topics announce ``body`` itself; refunds and transactions name their ``order_id``.
+
+    ``headers`` maps lower-case header names to values (a plain dict, or Starlette's ``Headers``).
+    """
+    topic = headers["x-shopify-topic"]
     if topic.startswith("orders/"):
         # Ids exceed 2^53 and published samples carry them rounded: trust the gid (notes §3, §5).
         resource = _gid_tail(body.get("admin_graphql_api_id")) or _str(body.get("id"))
         updated = _parse_time(body.get("updated_at"))
     else:
-        resource = _str(body.get("order_id")) or headers.get("X-Shopify-Order-Id")
+        resource = _str(body.get("order_id")) or headers.get("x-shopify-order-id")
         updated = None
-    webhook_id = headers.get("X-Shopify-Webhook-Id")
+    webhook_id = headers.get("x-shopify-webhook-id")
     # X-Shopify-Webhook-Id is the per-delivery idempotency key, the same on retries (notes §3).
     key = f"webhook-id|{webhook_id}" if webhook_id else f"body|{topic}|{inbox.body_hash(raw)}"
     return inbox.Delivery(store, "shopify", topic, key, resource, updated, raw.decode("utf-8"),
@@ -112,8 +122,11 @@ def shopify_delivery(store: str, headers, raw: bytes, body: dict) -> inbox.Deliv
 
 
 def woocommerce_delivery(store: str, headers, raw: bytes, body: dict) -> inbox.Delivery:
-    """The body is the order as ``GET orders/<id>`` renders it, or ``{"id"}`` for ``order.deleted``."""
-    topic = headers[TOPIC["woocommerce"]]
+    """The body is the order as ``GET orders/<id>`` renders it, or ``{"id"}`` for ``order.deleted``.
+
+    ``headers`` maps lower-case header names to values.
+    """
+    topic = headers["x-wc-webhook-topic"]
     resource = _str(body.get("id"))
     modified = body.get("date_modified_gmt")
     key = inbox.woocommerce_key(topic, resource, modified, raw)
@@ -126,12 +139,17 @@ def _str(value) -> str | None:
 
 
 def _kept(headers, system: str) -> dict:
-    return {name: headers[name] for name in KEPT_HEADERS[system] if name in headers}
+    kept = {}
+    for name, key in _KEPT[system]:
+        value = headers.get(key)
+        if value is not None:
+            kept[name] = value
+    return kept
 
 
 def _is_ping(headers, raw: bytes) -> bool:
     """WooCommerce's ping: a form body ``webhook_id=<id>``, no X-WC-Webhook-* headers, no signature."""
-    if SIGNATURE["woocommerce"] in headers or TOPIC["woocommerce"] in headers or len(raw) > 64:
+    if "x-wc-webhook-signature" in headers or "x-wc-webhook-topic" in headers or len(raw) > 64:
         return False
     try:
         form = parse_qs(raw.decode("ascii"), strict_parsing=True)
@@ -144,78 +162,117 @@ class Body413(Exception):
     pass
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+class Disconnected(Exception):
+    """The client went away before its body was read: there is no one to answer."""
+
+
+def _headers(scope) -> dict[str, str]:
+    """The request's headers as ``{lower-case name: value}``, built once (the first of repeated names)."""
+    headers: dict[str, str] = {}
+    for name, value in scope["headers"]:
+        key = name.decode("latin-1")
+        if key not in headers:
+            headers[key] = value.decode("latin-1")
+    return headers
+
+
+async def _read_body(headers: dict, receive, limit: int) -> bytes:
     """The raw body, refused past ``limit`` bytes: by Content-Length first, then while reading."""
-    declared = request.headers.get("content-length")
+    declared = headers.get("content-length")
     if declared is not None:
         if not declared.strip().isdigit():
             raise BadRequest("Content-Length is not a number")
         if int(declared) > limit:
             raise Body413(f"Content-Length {declared} is over {limit} bytes")
     chunks, size = [], 0
-    async for chunk in request.stream():
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            raise Disconnected()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:  # a chunked body, or a Content-Length that lied
             raise Body413(f"body is over {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+_JSON = [(b"content-type", b"application/json")]
+_RETRY = [*_JSON, (b"retry-after", b"1")]
+_PING = (200, b"ok", [(b"content-type", b"text/plain; charset=utf-8")])
+
+
+def _refusal(status: int, message: str, headers: list = _JSON) -> tuple[int, bytes, list]:
+    return status, json.dumps({"error": message}).encode(), headers
 
 
 class WebhookApp:
-    """Holds the settings, the ledger connection and its write lock."""
+    """The webhook route's ASGI endpoint: the settings and the group committer (the inbox's one writer)."""
 
     def __init__(self, settings, ledger_path):
         self.stores = {(s.system, s.name): s for s in settings.stores}
         hooks = getattr(settings, "webhooks", None)
         self.max_body = hooks.max_body_bytes if hooks is not None else DEFAULT_MAX_BODY
-        self.ledger = Ledger(ledger_path)
-        # The 200 promises the row survives a crash: make this connection's commits fsync'd
-        # (the ledger's NORMAL already survives a killed process; FULL survives power loss too).
-        self.ledger.conn.execute("PRAGMA synchronous=FULL")
-        self.lock = threading.Lock()
+        self.committer = GroupCommitter(ledger_path)
+        self.ledger = self.committer.ledger  # the committer's connection (synchronous=FULL)
 
-    def commit(self, delivery: inbox.Delivery) -> tuple[int, bool]:
-        with self.lock:
-            return inbox.add(self.ledger, delivery)
+    def close(self) -> None:
+        """Commit what is waiting, stop the committer and close its connection."""
+        self.committer.close()
 
-    async def receive(self, request: Request) -> PlainTextResponse | JSONResponse:
-        system, name = request.path_params["system"], request.path_params["store"]
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            status, body, headers = await self.decide(scope, receive)
+        except Disconnected:
+            return
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [*headers, (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
+
+    async def decide(self, scope, receive) -> tuple[int, bytes, list]:
+        """The answer to one delivery: ``(status, body, headers)``, in the order of the module's table."""
+        system, name = scope["path_params"]["system"], scope["path_params"]["store"]
         store = self.stores.get((system, name))
         if store is None:
             LOG.warning("webhook refused (404): no %s store named %r is configured", system, name)
-            return JSONResponse({"error": f"no {system} store named {name!r}"}, status_code=404)
-        headers = request.headers
+            return _refusal(404, f"no {system} store named {name!r}")
+        headers = _headers(scope)
         try:
-            raw = await _read_body(request, self.max_body)
+            raw = await _read_body(headers, receive, self.max_body)
         except Body413 as exc:
             LOG.warning("webhook refused (413): %s store %s: %s", system, name, exc)
-            return JSONResponse({"error": str(exc)}, status_code=413)
+            return _refusal(413, str(exc))
         except BadRequest as exc:
             LOG.warning("webhook refused (400): %s store %s: %s", system, name, exc)
-            return JSONResponse({"error": str(exc)}, status_code=400)
+            return _refusal(400, str(exc))
         if system == "woocommerce" and _is_ping(headers, raw):
             LOG.info("webhook ping from %s store %s answered", system, name)
-            return PlainTextResponse("ok", status_code=200)  # exactly 200, nothing stored (notes §3 "Ping")
+            return _PING  # exactly 200, nothing stored (notes §3 "Ping")
         reason = self._unauthentic(store, system, headers, raw)
         if reason:
+            client = scope.get("client")
             LOG.warning("webhook refused (401): %s store %s: %s (from %s)", system, name, reason,
-                        request.client.host if request.client else "?")
-            return JSONResponse({"error": "invalid signature"}, status_code=401)
+                        client[0] if client else "?")
+            return _refusal(401, "invalid signature")
         try:
             delivery = self._parse(system, name, headers, raw)
         except BadRequest as exc:
             LOG.warning("webhook refused (400): %s store %s: %s", system, name, exc)
-            return JSONResponse({"error": str(exc)}, status_code=400)
-        row_id, new = await run_in_threadpool(self.commit, delivery)
+            return _refusal(400, str(exc))
+        try:
+            row_id, new = await self.committer.commit(delivery)
+        except CommitFailed as exc:  # nothing of its group is stored: the store must send it again
+            return _refusal(503, str(exc), _RETRY)
         # Only now, with the row committed, may the store hear 2xx (guarantee 1).
-        return JSONResponse({"inbox_id": row_id, "duplicate": not new}, status_code=200)
+        return 200, b'{"inbox_id":%d,"duplicate":%s}' % (row_id, b"false" if new else b"true"), _JSON
 
     @staticmethod
     def _unauthentic(store, system: str, headers, raw: bytes) -> str | None:
         """Why the delivery is not authentic, or None. Never logs or returns the secret."""
         if store.webhook_secret is None:
             return "no webhook_secret is configured for this store"
-        given = headers.get(SIGNATURE[system])
+        given = headers.get(SIGNATURE[system].lower())
         if not given:
             return f"no {SIGNATURE[system]} header"
         expected = signature_of(signing_key(system, store.webhook_secret.get_secret_value()), raw)
@@ -225,10 +282,10 @@ class WebhookApp:
 
     @staticmethod
     def _parse(system: str, name: str, headers, raw: bytes) -> inbox.Delivery:
-        if not headers.get(TOPIC[system]):
+        if not headers.get(TOPIC[system].lower()):
             raise BadRequest(f"no {TOPIC[system]} header")
         try:
-            body = json.loads(raw)
+            body = json.loads(raw)  # bytes: json detects the encoding; the row keeps the UTF-8 text below
             raw.decode("utf-8")
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(f"body is not valid JSON: {exc}") from None
@@ -240,10 +297,14 @@ class WebhookApp:
 
 
 def create_webhook_app(settings, ledger_path) -> Starlette:
-    """The Starlette app serving both webhook routes for the configured stores."""
+    """The Starlette app serving both webhook routes for the configured stores.
+
+    ``app.state.webhooks`` is the :class:`WebhookApp`; call its ``close()`` when the server has stopped.
+    """
     state = WebhookApp(settings, ledger_path)
     app = Starlette(routes=[
-        Route("/webhooks/{system:str}/{store:str}", state.receive, methods=["POST"]),
+        # An object, not a function: Starlette hands it the raw ASGI call (no Request/Response per delivery).
+        Route("/webhooks/{system:str}/{store:str}", state, methods=["POST"]),
     ])
     app.state.webhooks = state
     return app

@@ -62,7 +62,8 @@ class Server:
         self.port = settings.webhooks.port
         self.base = f"http://127.0.0.1:{self.port}"
         self.app = create_webhook_app(settings, settings.ledger_path)
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="off")
+        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", access_log=False,
+                                lifespan="off")
         self.server = uvicorn.Server(config)
         self.server.install_signal_handlers = lambda: None
         self.thread = threading.Thread(target=self.server.run, daemon=True)
@@ -78,7 +79,7 @@ class Server:
     def stop(self) -> None:
         self.server.should_exit = True
         self.thread.join(10)
-        self.app.state.webhooks.ledger.close()
+        self.app.state.webhooks.close()
 
 
 def start_server(tmp_path: Path, credentials: dict, monkeypatch, **kwargs) -> Server:
