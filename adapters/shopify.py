@@ -99,6 +99,7 @@ class ShopifySource:
         self.queries = documents(store.book_in)
         self.page_size = store.page_size
         self.lines_per_order = 10  # most orders fit; longer ones are completed by follow-up queries
+        self.bulk_page_size = 250  # orders per backfill commit
         self.calls = 0
         self.last_cost: float | None = None
         self._scopes: set[str] | None = None
@@ -250,10 +251,11 @@ class ShopifySource:
         from adapters.shopify_bulk import ShopifyBulk
         ShopifyBulk(self).download(url, path)
 
-    @staticmethod
-    def bulk_pages(path, skip: int = 0):
+    def bulk_pages(self, path, skip: int = 0):
+        """Pages of ``bulk_page_size`` whole orders (each page is one ledger transaction, and what a
+        backfill holds in memory at a time)."""
         from adapters.shopify_bulk import reassemble
-        return reassemble(path, skip=skip)
+        return reassemble(path, skip=skip, page_size=self.bulk_page_size)
 
     def fetch_by_ids(self, order_ids: list[str]) -> list[dict]:
         """Fetch announced orders fresh, many per query (``nodes(ids:)``), sized by cost.

@@ -107,14 +107,14 @@ def reassemble(path: Path, *, skip: int = 0, page_size: int = 250) -> Iterator[l
             for line in fh:
                 if not line.strip():
                     continue
-                node = json.loads(line)
-                parent = node.pop("__parentId", None)
+                node = json.loads(line)  # the line itself is stored: parsed again when its order is whole
+                parent = node.get("__parentId")
                 if parent is None:
-                    index.execute("INSERT INTO parents (id, body) VALUES (?, ?)", (node["id"], json.dumps(node)))
+                    index.execute("INSERT INTO parents (id, body) VALUES (?, ?)", (node["id"], line))
                 else:
                     kind = node["id"].split("/")[-2]
                     index.execute("INSERT INTO children (parent, kind, body) VALUES (?, ?, ?)",
-                                  (parent, CHILD_KINDS.get(kind, kind), json.dumps(node)))
+                                  (parent, CHILD_KINDS.get(kind, kind), line))
         index.execute("CREATE INDEX children_parent ON children(parent, seq)")
         index.commit()
         page: list[dict] = []
@@ -125,7 +125,9 @@ def reassemble(path: Path, *, skip: int = 0, page_size: int = 250) -> Iterator[l
             order["shippingLines"] = {"nodes": []}
             for kind, child in index.execute(
                     "SELECT kind, body FROM children WHERE parent = ? ORDER BY seq", (order_id,)):
-                order.setdefault(kind, {"nodes": []})["nodes"].append(json.loads(child))
+                node = json.loads(child)
+                del node["__parentId"]
+                order.setdefault(kind, {"nodes": []})["nodes"].append(node)
             page.append(order)
             if len(page) == page_size:
                 yield page

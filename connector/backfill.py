@@ -72,6 +72,7 @@ def backfill_store(source: BulkSource, settings, ledger: Ledger, since: datetime
             ledger.update_backfill(job["id"], orders_done=done)
         if progress:
             progress(f"backfill:{source.store}", len(page))
+        del page  # committed: let it go before the next page is assembled (one page in memory, not two)
 
     cursor = ledger.cursor(source.store)
     if cursor is None or _parse(cursor) < window_end:

@@ -114,7 +114,7 @@ def _record(order, ledger: Ledger, result: StorePull, posting: str, priority: in
     change = ledger.record_order(order)
     setattr(result, change.outcome, getattr(result, change.outcome) + 1)
     if change.outcome in ("new", "changed"):
-        digest = content_hash(order)
+        digest = change.content_hash or content_hash(order)
         planned = {name for (name,) in ledger.conn.execute("SELECT step FROM steps WHERE order_key = ?",
                                                            (order.order_key,))}
         wanted = steps_for(order, posting, planned)

@@ -19,7 +19,7 @@ import sqlite_utils
 from connector.migrations import migrate
 from connector.model import Order, balance_difference
 from connector.events import redact
-from connector.snapshot import content_hash, from_json, to_json
+from connector.snapshot import from_json, hash_of, to_json
 
 FINAL_STATES = ("done", "skipped", "mismatch")  # ends that let dependent steps go on
 # Where a step goes in the queue, by how its order arrived (lower first; migration 7).
@@ -40,6 +40,7 @@ class OrderChange:
 
     order_key: str
     outcome: str
+    content_hash: str | None = None  # of the order as recorded (or found unchanged)
 
 
 @dataclass(frozen=True)
@@ -90,7 +91,8 @@ class Ledger:
         An older snapshot (late webhook, slow poll) never overwrites a newer
         one: the source's updated time decides (DESIGN.md guarantee 5).
         """
-        digest = content_hash(order)
+        snapshot = to_json(order)
+        digest = hash_of(snapshot)
         now = iso(utcnow())
         row = self.conn.execute(
             "SELECT content_hash, source_updated_at FROM orders WHERE order_key = ?", (order.order_key,)
@@ -100,14 +102,14 @@ class Ledger:
             "order_key": order.order_key, "store": order.store, "system": order.system,
             "source_order_id": order.source_order_id, "name": order.name, "currency": order.currency,
             "total": str(order.total.amount), "source_created_at": iso(order.created_at),
-            "source_updated_at": updated, "content_hash": digest, "snapshot": to_json(order),
+            "source_updated_at": updated, "content_hash": digest, "snapshot": snapshot,
             "balance_difference": str(balance_difference(order).amount), "last_changed_at": now,
         }
         if row is None:
             self.db["orders"].insert({**values, "first_seen_at": now})
-            return OrderChange(order.order_key, "new")
+            return OrderChange(order.order_key, "new", digest)
         if row[0] == digest:
-            return OrderChange(order.order_key, "unchanged")
+            return OrderChange(order.order_key, "unchanged", digest)
         if updated < row[1]:
             return OrderChange(order.order_key, "stale")
         if updated == row[1] and _progress(order) < _progress(from_json(self.order_snapshot(order.order_key))):
@@ -116,7 +118,7 @@ class Ledger:
             # with less of it is the older one, read before and recorded after (guarantee 5).
             return OrderChange(order.order_key, "stale")
         self.db["orders"].update(order.order_key, values)
-        return OrderChange(order.order_key, "changed")
+        return OrderChange(order.order_key, "changed", digest)
 
     def order_snapshot(self, order_key: str) -> str | None:
         row = self.conn.execute("SELECT snapshot FROM orders WHERE order_key = ?", (order_key,)).fetchone()

@@ -70,6 +70,27 @@ def seed(urls: dict[str, str], *, orders: int = 100, seed_value: int = 7,
     }
 
 
+def generate_shopify_orders(shopify_url: str, count: int, *, seed_value: int = 7, start: datetime | None = None,
+                            first_number: int = 1001, variety: bool = True, client: httpx.Client | None = None) -> int:
+    """Have the Shopify emulator generate and render ``count`` orders itself (the seed's shop).
+
+    The same orders as posting ``generate_orders(seed_value, count, start=start, first_number=first_number,
+    variety=variety)`` to ``/_sandbox/shops/<shop>/orders``, without building the specs here or sending
+    them: seeding 100,000 orders for a benchmark holds none of them in this process.
+    """
+    body = {"credentials": CREDENTIALS["shopify"], "seed": seed_value, "count": count, "first_number": first_number,
+            "variety": variety}
+    if start is not None:
+        body["start"] = start.isoformat()
+    own = client is None
+    client = client or httpx.Client(timeout=None)
+    try:
+        return int(_post(client, f"{shopify_url}/_sandbox/shops/{SHOP}/orders/generate", body)["created"])
+    finally:
+        if own:
+            client.close()
+
+
 def main(args) -> None:
     urls = json.loads(open(args.urls_file, encoding="utf-8").read())["urls"]
     credentials = seed(urls, orders=args.orders, seed_value=args.seed)

@@ -19,19 +19,28 @@ timestamps (``-05:00``) and the ``webhook_*`` delivery knobs. Control routes:
 ``DELETE /_sandbox/shops/<shop>/webhooks/<legacy id>``, ``GET .../webhooks/deliveries``
 (``?topic=&limit=``) and ``POST .../webhooks/config``. ``POST .../orders/<legacy id>/pay`` marks a
 pending or authorized order paid (payments.py), which fires orders/paid.
+
+Seeding: ``POST /_sandbox/shops/<shop>/orders`` renders the order specs it is sent;
+``POST /_sandbox/shops/<shop>/orders/generate`` (``{"credentials", "seed", "count", "start"?,
+"first_number"?, "gateways"?, "variety"?}``) generates the same specs here (sandbox/generator.py
+``iter_orders``) and renders them, so a benchmark seeds 100,000 orders without sending them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import itertools
 import json
 import logging
+from datetime import datetime
 
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from sandbox.generator import iter_orders
 from sandbox.shopify import faults as faults_module
 from sandbox.shopify import schema as schema_module
 from sandbox.shopify import webhooks
@@ -116,6 +125,7 @@ def create_app(options: dict | None = None) -> Starlette:
         with store.lock:
             store.reset()
             faults.set([])
+        gc.unfreeze()  # what generate_orders froze may be collected again
         engine.reset()
         return JSONResponse({"ok": True})
 
@@ -144,6 +154,40 @@ def create_app(options: dict | None = None) -> Starlette:
 
         await asyncio.to_thread(work)  # thousands of orders take seconds; keep the loop free
         return JSONResponse({"created": len(specs)})
+
+    async def generate_orders(request: Request) -> Response:
+        """Seed ``count`` generated orders without sending their specs (benchmarks seed 100,000):
+        ``{"credentials", "seed", "count", "start"?, "first_number"?, "gateways"?, "variety"?}`` gives the
+        same orders as posting ``generate_orders(seed, count, ...)`` to ``seed_orders``."""
+        payload = await request.json()
+        token = (payload.get("credentials") or {}).get("access_token")
+        try:
+            count = int(payload["count"])
+            kwargs = {"first_number": int(payload.get("first_number", 1001)),
+                      "variety": bool(payload.get("variety", True))}
+            if payload.get("start"):
+                kwargs["start"] = datetime.fromisoformat(str(payload["start"]).replace("Z", "+00:00"))
+            if payload.get("gateways"):
+                kwargs["gateways"] = tuple(payload["gateways"])
+            specs = iter_orders(int(payload.get("seed", 7)), count, **kwargs)
+        except (KeyError, TypeError, ValueError) as exc:
+            return JSONResponse({"error": f"bad generate request: {exc}"}, status_code=422)
+
+        def work():
+            while True:
+                with store.lock:  # a slice at a time: API requests are served in between
+                    shop = store.ensure_shop(request.path_params["shop"], token)
+                    batch = list(itertools.islice(specs, 500))
+                    for spec in batch:
+                        store.add_order(shop, render_order(store, shop, spec))
+                # The orders live until a reset: out of the cyclic GC's sight, so that its full collections
+                # do not walk every order again and again (a third of the time of seeding 100,000).
+                gc.freeze()
+                if len(batch) < 500:
+                    return
+
+        await asyncio.to_thread(work)
+        return JSONResponse({"created": count})
 
     async def touch_order(request: Request) -> Response:
         payload = await request.json() if await request.body() else {}
@@ -276,6 +320,7 @@ def create_app(options: dict | None = None) -> Starlette:
         Route("/_sandbox/counters", counters, methods=["GET"]),
         Route("/_sandbox/faults", set_faults, methods=["GET", "POST"]),
         Route("/_sandbox/shops/{shop}/orders", seed_orders, methods=["POST"]),
+        Route("/_sandbox/shops/{shop}/orders/generate", generate_orders, methods=["POST"]),
         Route("/_sandbox/shops/{shop}/orders/{legacy_id}/touch", touch_order, methods=["POST"]),
         Route("/_sandbox/shops/{shop}/orders/{legacy_id}/refunds", refund_order, methods=["POST"]),
         Route("/_sandbox/shops/{shop}/orders/{legacy_id}/cancel", cancel, methods=["POST"]),

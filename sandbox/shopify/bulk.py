@@ -15,6 +15,7 @@ their parent. The file is served by this emulator at a URL that carries
 
 from __future__ import annotations
 
+import gc
 import json
 import time
 from datetime import datetime, timezone
@@ -74,20 +75,29 @@ def _flatten(node: dict, parent_id: str | None, grouped: bool, lines: list, late
 
 def render_jsonl(schema, store, shop, query: str, grouped: bool) -> tuple[str, int, int]:
     """Run the inner bulk query and return (JSONL text, object count, root object count)."""
-    result = execute(schema, parse(query), context_value={"shop": shop, "store": store, "bulk": True})
-    if result.errors or not result.data:
-        raise ValueError("; ".join(e.message for e in result.errors or []) or "no data")
-    lines: list[dict] = []
-    roots = 0
-    for value in result.data.values():
-        if not _is_connection(value):
-            continue
-        later: list[dict] = []
-        for node in _nodes(value):
-            roots += 1
-            _flatten(node, None, grouped, lines, later)
-        lines.extend(later)
-    text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+    # A whole shop's orders at once: millions of objects that all stay alive until the text is built, so
+    # the cyclic GC's collections on the way would find nothing to free (on 100,000 orders they cost a
+    # sixth of the time). Collected as usual afterwards.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        result = execute(schema, parse(query), context_value={"shop": shop, "store": store, "bulk": True})
+        if result.errors or not result.data:
+            raise ValueError("; ".join(e.message for e in result.errors or []) or "no data")
+        lines: list[dict] = []
+        roots = 0
+        for value in result.data.values():
+            if not _is_connection(value):
+                continue
+            later: list[dict] = []
+            for node in _nodes(value):
+                roots += 1
+                _flatten(node, None, grouped, lines, later)
+            lines.extend(later)
+        text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+    finally:
+        if enabled:
+            gc.enable()
     return text, len(lines), roots
 
 

@@ -39,9 +39,19 @@ def amount(value: Decimal) -> str:
     (fixture graphql/orders_details.example.json has ``"amount": "2000.0"``);
     clients must parse it as a Decimal and not assume two places.
     """
-    text = f"{round_cents(value):f}"
-    text = text.rstrip("0")
-    return text + "0" if text.endswith(".") else text
+    text = _AMOUNTS.get(value) if value else None  # a zero's sign shows ("-0.0"): not cached
+    if text is None:
+        text = f"{round_cents(value):f}".rstrip("0")
+        if text.endswith("."):
+            text += "0"
+        if value and len(_AMOUNTS) < 100_000:
+            _AMOUNTS[value] = text
+    return text
+
+
+# Equal Decimals print equal once rounded to the cent, so the text of an amount is cached: an order
+# renders hundreds of amounts, mostly the same few prices (seeding 100,000 orders spends its time here).
+_AMOUNTS: dict[Decimal, str] = {}
 
 
 def money(value: Decimal, currency: str) -> dict:
