@@ -31,6 +31,9 @@ class AssociationStore:
     def __init__(self, objects: ObjectStore):
         self.objects = objects
         self.edges: dict[tuple[str, str, str, str], set[int]] = {}
+        # (from_type, from_id, to_type) -> {to_id: the same type-id set as in ``edges``}, in the
+        # order the edges were added, so :meth:`targets` answers without scanning every edge.
+        self.by_source: dict[tuple[str, str, str], dict[str, set[int]]] = {}
 
     def default_type(self, from_type: str, to_type: str) -> int:
         type_id = DEFAULT_TYPE.get((from_type, to_type))
@@ -40,15 +43,33 @@ class AssociationStore:
 
     def add(self, from_type: str, from_id: str, to_type: str, to_id: str, type_id: int) -> None:
         """Store one association and its reverse (HubSpot shows both sides)."""
-        self.edges.setdefault((from_type, from_id, to_type, to_id), set()).add(type_id)
-        self.edges.setdefault((to_type, to_id, from_type, from_id), set()).add(TYPES[type_id][2])
+        self._edge(from_type, from_id, to_type, to_id).add(type_id)
+        self._edge(to_type, to_id, from_type, from_id).add(TYPES[type_id][2])
+
+    def _edge(self, from_type: str, from_id: str, to_type: str, to_id: str) -> set[int]:
+        key = (from_type, from_id, to_type, to_id)
+        types = self.edges.get(key)
+        if types is None:
+            types = self.edges[key] = set()
+            self.by_source.setdefault((from_type, from_id, to_type), {})[to_id] = types
+        return types
 
     def remove(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
-        self.edges.pop((from_type, from_id, to_type, to_id), None)
-        self.edges.pop((to_type, to_id, from_type, from_id), None)
+        self._drop(from_type, from_id, to_type, to_id)
+        self._drop(to_type, to_id, from_type, from_id)
+
+    def _drop(self, from_type: str, from_id: str, to_type: str, to_id: str) -> None:
+        if self.edges.pop((from_type, from_id, to_type, to_id), None) is None:
+            return
+        source = (from_type, from_id, to_type)
+        targets = self.by_source[source]
+        del targets[to_id]
+        if not targets:
+            del self.by_source[source]
 
     def targets(self, from_type: str, from_id: str, to_type: str) -> list[tuple[str, set[int]]]:
-        return [(k[3], v) for k, v in self.edges.items() if k[:3] == (from_type, from_id, to_type)]
+        """``[(to_id, type ids)]`` of one record towards one type, oldest association first."""
+        return list(self.by_source.get((from_type, from_id, to_type), {}).items())
 
     def other_parent(self, from_type: str, from_id: str | None, to_type: str, to_id: str) -> str | None:
         """The deal already holding this line item, when linking it to another deal.

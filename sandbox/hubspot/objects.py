@@ -1,7 +1,15 @@
-"""The CRM object store: contacts, deals and line items, with unique-property indexes.
+"""The CRM object store: contacts, deals and line items, with property-value indexes.
 
 Records are kept with every property value as a string (notes §2: "All property
 values are strings on the wire"), ids are strings from one account-wide sequence.
+
+Lookups by property value (upsert/read/update by a unique ``idProperty``, the 409
+conflict check, search ``EQ``/``IN`` filters) go through per-property indexes so
+that each costs O(1) in the number of records, not a scan. An index is built on the
+first lookup of its property and kept current by every write below (insert, patch,
+archive); it holds live records only, keyed by the folded value (stripped,
+lower-cased). Lookups narrow to that bucket and then apply the exact comparison, so
+answers are the ones a scan in creation order would give.
 """
 
 from __future__ import annotations
@@ -25,6 +33,18 @@ def now_iso() -> str:
 def unique_key(prop: str, value: str) -> str:
     # HubSpot matches contact emails case-insensitively (notes §2.1: "Dedupe by lower-cased email").
     return value.strip().lower() if prop == "email" else value
+
+
+def fold(value: str) -> str:
+    """The index key of a value: search compares strings case-insensitively, and
+    :func:`unique_key` never tells apart two values this folds together."""
+    return value.strip().lower()
+
+
+def creation_order(record: "Record") -> int:
+    # Ids come from one increasing account-wide counter and are only assigned by insert(),
+    # so id order is the order of ObjectStore.records (what a scan would follow).
+    return int(record.id)
 
 
 @dataclass
@@ -59,6 +79,12 @@ class ObjectStore:
         self.pipelines = pipelines  # pipelines.Pipelines: deal stage options (None = unchecked)
         self.ids = itertools.count(first_id)
         self.records: dict[str, dict[str, Record]] = {t: {} for t in LABELS}
+        # (object type, property) -> folded value -> {record id: live record}; built on first use.
+        self.indexes: dict[tuple[str, str], dict[str, dict[str, Record]]] = {}
+        self.indexed: dict[str, list[str]] = {t: [] for t in LABELS}  # properties indexed per type
+        # Per type: every record in creation order (for listing pages) and how many are archived.
+        self.ordered: dict[str, list[Record]] = {t: [] for t in LABELS}
+        self.archived_count: dict[str, int] = {t: 0 for t in LABELS}
 
     # --- validation -------------------------------------------------------
     def check_properties(self, object_type: str, props) -> dict[str, str | None]:
@@ -115,15 +141,68 @@ class ObjectStore:
             return None
         return record
 
+    # --- property-value indexes -----------------------------------------------
+    def index(self, object_type: str, prop: str) -> dict[str, dict[str, Record]]:
+        """``{folded value: {record id: record}}`` of the live records holding ``prop``."""
+        index = self.indexes.get((object_type, prop))
+        if index is None:
+            index = {}
+            for record in self.live(object_type):
+                value = record.properties.get(prop)
+                if value is not None:
+                    index.setdefault(fold(value), {})[record.id] = record
+            self.indexes[(object_type, prop)] = index
+            self.indexed[object_type].append(prop)
+        return index
+
+    def candidates(self, object_type: str, prop: str, value) -> list[Record]:
+        """Live records whose ``prop`` folds like ``value``, in creation order (a superset of
+        the exact matches; callers compare exactly)."""
+        if value is None:
+            return []
+        bucket = self.index(object_type, prop).get(fold(str(value)))
+        if not bucket:
+            return []
+        found = list(bucket.values())
+        if len(found) > 1:
+            found.sort(key=creation_order)
+        return found
+
+    def _unindex(self, object_type: str, record: Record, prop: str, value) -> None:
+        if value is None:
+            return
+        index = self.indexes[(object_type, prop)]
+        key = fold(value)
+        bucket = index.get(key)
+        if bucket is not None:
+            bucket.pop(record.id, None)
+            if not bucket:
+                del index[key]
+
+    def _reindex(self, object_type: str, record: Record, prop: str, value) -> None:
+        if value is not None:
+            self.indexes[(object_type, prop)].setdefault(fold(value), {})[record.id] = record
+
     def find_unique(self, object_type: str, prop: str, value) -> Record | None:
+        """The first live record (creation order) whose ``prop`` equals ``value`` as
+        :func:`unique_key` compares them."""
         if value is None:
             return None
         key = unique_key(prop, str(value))
-        for record in self.live(object_type):
+        for record in self.candidates(object_type, prop, value):
             stored = record.properties.get(prop)
             if stored is not None and unique_key(prop, stored) == key:
                 return record
         return None
+
+    def page(self, object_type: str, archived: bool, after: int, limit: int) -> tuple[list[Record], bool]:
+        """Records ``[after, after+limit)`` of the archived or live ones in creation order,
+        and whether more follow (``GET /crm/v3/objects/{type}`` paging)."""
+        ordered = self.ordered[object_type]
+        if not archived and not self.archived_count[object_type]:
+            return ordered[after:after + limit], after + limit < len(ordered)
+        chosen = [r for r in ordered if r.archived == archived]
+        return chosen[after:after + limit], after + limit < len(chosen)
 
     def resolve(self, object_type: str, ident, id_property: str | None) -> Record | None:
         """Find by record id, or by a unique property when ``id_property`` names one."""
@@ -160,6 +239,9 @@ class ObjectStore:
         values.update({"hs_object_id": record_id, "createdate": stamp, MODIFIED_PROPERTY[object_type]: stamp})
         record = Record(record_id, values, stamp, stamp, trace_id=trace_id)
         self.records[object_type][record_id] = record
+        self.ordered[object_type].append(record)
+        for prop in self.indexed[object_type]:
+            self._reindex(object_type, record, prop, values.get(prop))
         return record
 
     def patch(self, object_type: str, record: Record, props: dict, trace_id: str | None = None) -> Record:
@@ -167,13 +249,25 @@ class ObjectStore:
         for key, value in props.items():
             if object_type == "contacts" and key == "email" and value:
                 value = value.strip().lower()
-            record.properties[key] = value
-        record.properties[MODIFIED_PROPERTY[object_type]] = stamp
+            self._set(object_type, record, key, value)
+        self._set(object_type, record, MODIFIED_PROPERTY[object_type], stamp)
         record.updated_at = stamp
         record.trace_id = trace_id
         return record
 
+    def _set(self, object_type: str, record: Record, key: str, value) -> None:
+        """Write one property of a record, keeping its index (if any) current."""
+        old = record.properties.get(key)
+        record.properties[key] = value
+        if (object_type, key) in self.indexes and not record.archived and old != value:
+            self._unindex(object_type, record, key, old)
+            self._reindex(object_type, record, key, value)
+
     def archive(self, object_type: str, record: Record) -> None:
+        if not record.archived:
+            self.archived_count[object_type] += 1
+            for prop in self.indexed[object_type]:
+                self._unindex(object_type, record, prop, record.properties.get(prop))
         record.archived = True
         record.archived_at = now_iso()
 

@@ -144,9 +144,9 @@ async def object_list(request: Request, acc):
     limit = min(int(request.query_params.get("limit", 10)), 100)
     after = int(request.query_params.get("after") or 0)
     names = acc.store.read_names(object_type, _query_list(request, "properties"))
-    records = [r for r in acc.store.records[object_type].values() if r.archived == _archived(request)]
-    answer = {"results": [r.to_json(names) for r in records[after:after + limit]]}
-    if after + limit < len(records):
+    records, more = acc.store.page(object_type, _archived(request), after, limit)
+    answer = {"results": [r.to_json(names) for r in records]}
+    if more:
         answer["paging"] = {"next": {"after": str(after + limit), "link": f"?after={after + limit}"}}
     return json_response(answer)
 

@@ -9,7 +9,7 @@ sees every committed write at once.
 from __future__ import annotations
 
 from .errors import validation
-from .objects import ObjectStore, unique_key
+from .objects import ObjectStore, creation_order, unique_key
 
 MAX_GROUPS, MAX_PER_GROUP, MAX_FILTERS, MAX_LIMIT, MAX_TOTAL = 5, 6, 18, 200, 10_000
 
@@ -62,6 +62,58 @@ def matches(record_props: dict, flt: dict) -> bool:
     raise validation(f"Invalid filter operator {op}")
 
 
+# A tuple, compared with ==, as matches() does: an unhashable operator is refused there, not here.
+OPERATORS = ("EQ", "NEQ", "IN", "NOT_IN", "LT", "LTE", "GT", "GTE", "BETWEEN", "HAS_PROPERTY",
+             "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN")
+
+
+def _well_formed(flt) -> bool:
+    """True when :func:`matches` cannot raise on this filter, whatever the record."""
+    if not isinstance(flt, dict) or not isinstance(flt.get("propertyName"), str):
+        return False
+    op = flt.get("operator", "EQ")
+    if op not in OPERATORS:
+        return False
+    return op not in ("IN", "NOT_IN") or not flt.get("values") or isinstance(flt["values"], list)
+
+
+def _narrowing(store: ObjectStore, object_type: str, flt: dict) -> list | None:
+    """The live records an ``EQ``/``IN`` filter can match, from the property index; None when
+    the filter does not narrow (other operators, a null value: those match records without it)."""
+    op, prop = flt.get("operator", "EQ"), flt["propertyName"]
+    if op == "EQ" and flt.get("value") is not None:
+        return store.candidates(object_type, prop, flt["value"])
+    if op == "IN" and isinstance(flt.get("values"), list) and None not in flt["values"]:
+        found = {}
+        for value in flt["values"]:
+            found.update((r.id, r) for r in store.candidates(object_type, prop, value))
+        return list(found.values())
+    return None
+
+
+def _candidates(store: ObjectStore, object_type: str, groups: list) -> list | None:
+    """The live records that can match some group, in creation order, or None to scan them all.
+
+    Each group contributes the smallest bucket among its ``EQ``/``IN`` filters (a record
+    matching the group passes every filter, so it is in that bucket). The caller still runs
+    every filter on each candidate, so the answer is the scan's. Used only when no filter could
+    raise, so errors do not depend on which records happen to be looked at.
+    """
+    if not groups or not all(_well_formed(f) for g in groups for f in g.get("filters") or []):
+        return None
+    found = {}
+    for group in groups:
+        best = None
+        for flt in group.get("filters") or []:
+            narrowed = _narrowing(store, object_type, flt)
+            if narrowed is not None and (best is None or len(narrowed) < len(best)):
+                best = narrowed
+        if best is None:
+            return None  # this group can match records the indexes do not point to
+        found.update((r.id, r) for r in best)
+    return sorted(found.values(), key=creation_order)
+
+
 def search(store: ObjectStore, object_type: str, body) -> dict:
     """Run a ``PublicObjectSearchRequest``; returns ``{total, results, paging?}``."""
     body = body or {}
@@ -77,7 +129,8 @@ def search(store: ObjectStore, object_type: str, body) -> dict:
     after = int(body.get("after") or 0)
     query = (body.get("query") or "").lower()
     hits = []
-    for record in store.live(object_type):
+    pool = _candidates(store, object_type, groups)
+    for record in store.live(object_type) if pool is None else pool:
         props = record.properties
         if groups and not any(all(matches(props, f) for f in (g.get("filters") or [])) for g in groups):
             continue
