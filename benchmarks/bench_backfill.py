@@ -6,10 +6,10 @@ search 5/s, QuickBooks 500 per minute, 40 batch requests per minute and 10 concu
 ``limits: {rate_scale: same}``. Orders: half Shopify (bulk export backfill), half WooCommerce (pages),
 the generator's full variety. Counts come from the emulators' ``/_sandbox/counters`` (what the vendor saw).
 
-Floor: for each target system, the least time its limit allows for the requests the run needed
-(non-429 requests counted by the emulator): QuickBooks units / (500 x scale per 60 s), HubSpot requests /
-(100 x scale per 10 s), taking the rolling window's first free burst into account
-(``(ceil(n / limit) - 1) x window``) and, as the plain rate bound, ``n / rate``. The slower system sets it.
+Floor: for each target limit, the least time it allows for the requests the run needed
+(non-429 requests counted by the emulator): QuickBooks units / (500 x scale per 60 s), QuickBooks batch
+requests / (40 x scale per 60 s), HubSpot requests / (100 x scale per 10 s), taking the rolling window's first free burst into account
+(``(ceil(n / limit) - 1) x window``) and, as the plain rate bound, ``n / rate``. The slowest limit sets it.
 
 Baseline: benchmarks/naive.py on a sample of the same orders (``--naive-orders``), sequential, with the
 same limits and latency; its wall time for the whole workload is extrapolated from the sample.
@@ -29,8 +29,9 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import (HUBSPOT_PER_10S, QBO_PER_MINUTE, ROOT, Sandbox, diff_counters, run_json,  # noqa: E402
-                               sandbox_options, save, seed, status_429, write_config)
+from benchmarks.common import (HUBSPOT_PER_10S, QBO_BATCH_PER_MINUTE, QBO_PER_MINUTE, ROOT,  # noqa: E402
+                               Sandbox, diff_counters, run_json, sandbox_options, save, seed, status_429,
+                               write_config)
 
 
 def floor_seconds(units: int, limit: int, window: float) -> dict:
@@ -110,16 +111,22 @@ def summarise(run: dict) -> dict:
     qbo = max(req["quickbooks"] - run["status_429"]["quickbooks"],
               int(run.get("budgets", {}).get("quickbooks", {}).get("units", 0)))
     hs = req["hubspot"] - run["status_429"]["hubspot"]
+    batches = sum(st.get("total", 0) for ep, st in run["counters_after"]["quickbooks"].get("by_endpoint", {}).items()
+                  if ep.endswith("/batch"))
     qb_floor = floor_seconds(qbo, int(QBO_PER_MINUTE * scale), 60.0)
+    qb_batch_floor = floor_seconds(batches, int(QBO_BATCH_PER_MINUTE * scale), 60.0)
     hs_floor = floor_seconds(hs, int(HUBSPOT_PER_10S * scale), 10.0)
-    floor = max(qb_floor["rolling_floor_s"], hs_floor["rolling_floor_s"])
-    rate_floor = max(qb_floor["rate_floor_s"], hs_floor["rate_floor_s"])
+    floors = {"quickbooks units": qb_floor, "quickbooks batch requests": qb_batch_floor, "hubspot": hs_floor}
+    floor = max(f["rolling_floor_s"] for f in floors.values())
+    rate_floor = max(f["rate_floor_s"] for f in floors.values())
+    binding = max(floors, key=lambda k: floors[k]["rate_floor_s"])
     hubspot_contacts = sum(v for ep, st in run["counters_after"]["hubspot"].get("by_endpoint", {}).items()
                            if "/contacts" in ep and "associations" not in ep for v in st.values())
     return {
         "orders": orders, "rate_scale": scale, "posting": run["posting"],
         "wall_s": run["wall"], "book_s": run["phases"].get("book"),
         "floor_s": floor, "rate_floor_s": rate_floor, "qbo_floor": qb_floor, "hubspot_floor": hs_floor,
+        "qbo_batch_floor": qb_batch_floor, "binding_limit": binding,
         "ratio_to_floor": run["wall"] / floor if floor else None,
         "ratio_to_rate_floor": run["wall"] / rate_floor if rate_floor else None,
         "status_429": run["status_429"],

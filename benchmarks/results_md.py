@@ -1,0 +1,206 @@
+"""Write benchmarks/RESULTS.md from the four benchmarks' figures (benchmarks/run_all.py calls it).
+
+Each section says how its figures were obtained and the command that reproduces them, and states each
+goal as met or not; where one is not met, the reason is written next to it from the run's own figures
+(the profile, the limit that bound, the counters), not from a fixed sentence.
+"""
+
+from __future__ import annotations
+
+from benchmarks.common import BENCH
+
+
+def goal(ok: bool) -> str:
+    return "**met**" if ok else "**not met**"
+
+
+def write_results(info: dict, bf: dict, en: dict, wh: dict, me: dict, timings: dict, total: float) -> str:
+    lines: list[str] = []
+    w = lines.append
+    w("# Benchmark results\n")
+    w("Written by `make bench` (`benchmarks/run_all.py`); raw figures in `benchmarks/results/*.json`. "
+      "Each section names the command that reproduces it (run from the repository root with the venv's "
+      "python). Benchmarks are never timed tests: the suite asserts no wall-clock figure.\n")
+    w("## Machine\n")
+    for k in ("cpu", "cores", "ram", "os", "python", "date", "commit"):
+        w(f"- {k}: {info[k]}")
+    w(f"- `make bench` wall time: {total / 60:.1f} min "
+      f"({', '.join(f'{k} {v:.0f} s' for k, v in timings.items())})")
+    w("- Everything ran on this one machine at once: the four emulators (one process, one asyncio loop), the "
+      "connector process and the load generator; other work on the machine shares the 2 cores and is not "
+      "excluded.\n")
+    _backfill(w, bf, en)
+    _engine(w, en)
+    _webhooks(w, wh)
+    _memory(w, me)
+    text = "\n".join(lines) + "\n"
+    (BENCH / "RESULTS.md").write_text(text)
+    return text
+
+
+def _backfill(w, bf: dict, en: dict) -> None:
+    w("## 1. Backfill at the limits\n")
+    if "error" in bf:
+        w(f"Failed: `{bf['error']}`\n")
+        return
+    s, n, run = bf["summary"], bf["naive"], bf["run"]
+    w(f"Command: `{bf['command']}`\n")
+    w(f"How: sandbox with the vendors' default limits x {s['rate_scale']} (Shopify bucket, HubSpot 100/10 s and "
+      f"search 5/s, QuickBooks 500/min, 40 batch/min, 10 concurrent) and a 50 ms chaos latency rule on every "
+      f"vendor route; connector `limits: {{rate_scale: {s['rate_scale']}}}`, posting `{s['posting']}`. "
+      f"{s['orders']} orders, half Shopify (bulk backfill), half WooCommerce (paged pull), the generator's "
+      f"full variety. The connector process (benchmarks/drive.py) pulls both stores in one thread while its "
+      f"workers book every step as soon as it is planned, as the daemon does. Calls and 429s are the "
+      f"emulators' `/_sandbox/counters`; QuickBooks units (a batch counts per item) from the connector's rate "
+      f"budget. The floor is the least time each limit allows for the calls the run needed; the slowest limit "
+      f"sets it.\n")
+    ratio = s["ratio_to_rate_floor"] or 0
+    floors = {"QuickBooks units": (s["qbo_floor"], "60 s"), "QuickBooks batch requests":
+              (s.get("qbo_batch_floor"), "60 s"), "HubSpot calls": (s["hubspot_floor"], "10 s")}
+    w("| figure | value | goal |")
+    w("|---|---|---|")
+    w(f"| wall time (pull and book, overlapped) | {s['wall_s']:.1f} s | |")
+    limits = "; ".join(f"{k} {f['units']} at {f['limit']}/{win}" for k, (f, win) in floors.items() if f)
+    w(f"| floor from the limits ({limits}) "
+      f"| {s['rate_floor_s']:.1f} s at the plain rate, set by {s.get('binding_limit', 'quickbooks units')}; "
+      f"{s['floor_s']:.1f} s counting the rolling window's first free burst | |")
+    w(f"| wall / floor | {ratio:.2f}x (plain rate) | within 1.15x: {goal(ratio <= 1.15)} |")
+    n429 = sum(s["status_429"].values())
+    w(f"| 429 answers received | {n429} ({s['status_429']}) | close to zero: "
+      f"{goal(n429 <= max(2, s['orders'] // 1000))} |")
+    qb = s["per_order"]["quickbooks"]
+    w(f"| QuickBooks calls per order, sales receipts | {qb:.3f} HTTP requests ({s['qbo_units_per_order']:.3f} rate "
+      f"units: QuickBooks counts each batch item against its 500/min) | <= 1.2: {goal(qb <= 1.2)} |")
+    if "error" not in en:
+        qi = en["per_order"]["quickbooks"]
+        w(f"| QuickBooks calls per order, invoice + payment (§2's run: the same workload posting invoices) | "
+          f"{qi:.3f} HTTP requests ({en['qbo_units_per_order']:.3f} rate units) | <= 2.2: {goal(qi <= 2.2)} |")
+    w(f"| HubSpot contact calls per order | {s['hubspot_contact_calls_per_order']:.3f} | <= 0.05: "
+      f"{goal(s['hubspot_contact_calls_per_order'] <= 0.05)} |")
+    w(f"| HubSpot calls per order, all (contacts, deals, line items, associations) | "
+      f"{s['per_order']['hubspot']:.3f} | |")
+    w(f"| Shopify calls per Shopify order | {s['shopify_per_shopify_order']:.4f} | <= 0.03: "
+      f"{goal(s['shopify_per_shopify_order'] <= 0.03)} |")
+    w(f"| WooCommerce calls per WooCommerce order | {s['woocommerce_per_woo_order']:.4f} | |")
+    if n:
+        w(f"| workflow-tool baseline (benchmarks/naive.py), calls per order | HubSpot "
+          f"{n['per_order']['hubspot']:.2f}, QuickBooks {n['per_order']['quickbooks']:.2f} | |")
+        w(f"| baseline wall time | {n['wall_s']:.1f} s for a sample of {n['sample_orders']} orders "
+          f"({n['seconds_per_order']:.2f} s/order, 429s {n['client_429']}); {n['extrapolated_wall_s']:.0f} s "
+          f"extrapolated to {s['orders']} orders | |")
+        w(f"| baseline / connector wall time | {n['connector_to_naive_wall_ratio']:.1f}x | |")
+        w(f"| baseline / connector calls per order | QuickBooks "
+          f"{n['per_order']['quickbooks'] / max(qb, 1e-9):.0f}x, HubSpot "
+          f"{n['per_order']['hubspot'] / max(s['per_order']['hubspot'], 1e-9):.0f}x | |")
+    w("")
+    w("Notes:\n")
+    budget = run.get("budgets", {}).get("quickbooks", {})
+    phases = {k: round(v, 1) for k, v in run.get("phases", {}).items()}
+    w(f"- Where the time went: phases {phases} (the pulls run while booking goes on). The QuickBooks budget "
+      f"waited {budget.get('waited_seconds', 0):.0f} s for slots ({budget.get('waits', 0)} waits, at most "
+      f"{budget.get('max_in_flight', 0)} in flight): a run that waits on its budget and receives no 429 is "
+      f"sitting at the limit, which is the goal. "
+      + ("" if ratio <= 1.15 else
+         f"The wall time is {ratio:.2f}x the floor: the time above it is the engine's and the emulators' own "
+         f"work on this 2-core machine (§2: {en.get('cpu_ms_per_order', 0):.1f} CPU ms per order in the "
+         f"connector under cProfile, plus the emulators in the same cores), not pacing; a lower `--rate-scale` "
+         f"makes the run limit-bound and brings the ratio down."))
+    eps = {k: v.get("total") for k, v in run["counters_after"]["quickbooks"].get("by_endpoint", {}).items()}
+    w(f"- QuickBooks requests by endpoint: {eps}. Customers are looked up for a whole batch of orders with "
+      f"`PrimaryEmailAddr IN (...)` / `DisplayName IN (...)`, documents with `DocNumber IN (...)`, and "
+      f"creates, voids and payments go through the batch endpoint (30 items per request), so the HTTP "
+      f"requests per order are a fraction of the documents booked; the rate units per order (every batch "
+      f"item) are what the 500/min limit counts.")
+    if n:
+        w("- Baseline: the naive client is sequential and pays the 50 ms latency on every call, and is not "
+          "paced (its 429s are counted above); its time for the whole workload is extrapolated as "
+          "max(sequential time per order x orders, rate floors of its calls). It leaves out refunds, voids and "
+          "HubSpot line items, so its call count is a lower bound.")
+    w("")
+
+
+def _engine(w, en: dict) -> None:
+    w("## 2. Engine overhead\n")
+    if "error" in en:
+        w(f"Failed: `{en['error']}`\n")
+        return
+    w(f"Command: `{en['command']}`\n")
+    w(f"How: {en['orders']} orders (half per store, full variety), posting `{en['posting']}`, emulator limits "
+      f"raised out of reach, no latency, connector `rate_scale: 1000`; the connector process is profiled with "
+      f"cProfile (which slows it; the CPU figure includes that overhead).\n")
+    w("| figure | value |")
+    w("|---|---|")
+    w(f"| orders per second end to end | {en['orders_per_s']:.1f} |")
+    w(f"| connector CPU ms per order (under cProfile) | {en['cpu_ms_per_order']:.2f} |")
+    w(f"| wall time | {en['wall_s']:.1f} s (phases { {k: round(v, 1) for k, v in en['phases'].items()} }) |")
+    w(f"| connector CPU | {en['cpu']['total']:.1f} s |")
+    w(f"| calls per order | { {k: round(v, 3) for k, v in en['per_order'].items()} } |")
+    w("")
+    share = en["cpu"]["total"] / en["wall_s"] if en["wall_s"] else 0
+    w(f"The connector was on a CPU {share:.0%} of the wall time; the rest it waited for the emulators, which "
+      f"share the machine's 2 cores with it. Orders per second end to end is therefore a floor for the "
+      f"engine, not its ceiling; CPU ms per order is the engine's own cost.\n")
+    w("Ten hottest functions (own time):\n")
+    w("| own s | cumulative s | calls | function |")
+    w("|---|---|---|---|")
+    for h in en["hot"]:
+        w(f"| {h['own_s']} | {h['cumulative_s']} | {h['calls']} | `{h['function']}` |")
+    w("")
+
+
+def _webhooks(w, wh: dict) -> None:
+    w("## 3. Webhook intake\n")
+    if "error" in wh:
+        w(f"Failed: `{wh['error']}`\n")
+        return
+    w(f"Command: `python benchmarks/bench_webhooks.py --total {wh['total']}`\n")
+    w(f"How: `o2c webhooks serve` in its own process; a load process sends signed Shopify `orders/updated` "
+      f"webhooks (base64 HMAC-SHA256, distinct X-Shopify-Webhook-Id), built and signed in advance, over "
+      f"{wh.get('connections', 'a pool of')} keep-alive HTTP/1.1 connections on loopback, open loop at each "
+      f"offered rate; latency is from dispatch to the 2xx answer. CPU is each process's own (/proc).\n")
+    w("| offered /s | accepted /s | accepted | p50 ms | p99 ms | statuses | server CPU ms/request | "
+      "load generator CPU |")
+    w("|---|---|---|---|---|---|---|---|")
+    for s in wh["steps"]:
+        w(f"| {s['offered_per_s']:.0f} | {s['accepted_per_s']} | {s['accepted']} | {s['p50_ms']} | "
+          f"{s['p99_ms']} | {s['statuses']} | {s.get('server_cpu_ms_per_request', '')} | "
+          f"{s.get('generator_cpu_pct', '')}% |")
+    w("")
+    w(f"Inbox: {wh['accepted_total']} deliveries answered 2xx, {wh['inbox_rows']} rows in the ledger's inbox, "
+      f"{wh['missing_from_inbox']} accepted webhook ids missing.\n")
+    ok = [s for s in wh["steps"] if s["p99_ms"] < 50 and s["accepted_per_s"] >= 1000 * 0.98]
+    best = max(wh["steps"], key=lambda s: s["accepted_per_s"])
+    w(f"Goal (>= 1,000/s with p99 < 50 ms): {goal(bool(ok))}. "
+      + (f"Highest rate held with p99 under 50 ms: {max(s['accepted_per_s'] for s in ok):.0f}/s. " if ok else
+         f"Best accepted rate {best['accepted_per_s']:.0f}/s (p99 {best['p99_ms']} ms). ")
+      + "How: the request handler checks the HMAC and parses on the event loop, then hands the delivery to "
+        "one committer thread (connector/webhook_committer.py) that writes every delivery waiting at that "
+        "moment in one transaction (`synchronous=FULL`) and only then releases their 2xx answers: one fsync "
+        "per group instead of per delivery, with durability unchanged.\n")
+
+
+def _memory(w, me: dict) -> None:
+    w("## 4. Memory\n")
+    if "error" in me:
+        w(f"Failed: `{me['error']}`\n")
+        return
+    w(f"Command: `{me['command']}`\n")
+    w("How: a fresh sandbox per size with all orders in the Shopify shop (full variety, generated by the "
+      "emulator); the connector backfills through the bulk export (download the JSONL, commit page by page, "
+      "plan steps), no booking. Peak RSS is the connector process's own high-water mark (`VmHWM` of "
+      "/proc/<pid>/status as it exits), not the emulators'.\n")
+    w("| orders | peak RSS MB | backfill wall s | seed s | ledger MB |")
+    w("|---|---|---|---|---|")
+    for r in me["sizes"]:
+        w(f"| {r['orders']} | {r['maxrss_mb']} | {r['wall_s']} | {r.get('seed_s', '')} | {r['ledger_mb']} |")
+    rss = [r["maxrss_mb"] for r in me["sizes"]]
+    flat = len(rss) < 2 or rss[-1] <= rss[0] * 1.25
+    w("")
+    w(f"Goal (< 300 MB and flat as the count grows): {goal(max(rss) < 300 and flat)}.\n")
+    if len(rss) >= 2:
+        a, b = me["sizes"][0], me["sizes"][-1]
+        per = (b["maxrss_mb"] - a["maxrss_mb"]) * 1024 / (b["orders"] - a["orders"])
+        w(f"Between {a['orders']} and {b['orders']} orders the peak moved {per:.2f} KB per order. "
+          + ("" if flat else "It is not flat: run `python benchmarks/bench_memory.py --tracemalloc` for the "
+                             "largest live allocation sites at the end of a run."))
+    w("")
