@@ -106,7 +106,7 @@ def auth(system: str, config_path: str, redirect_url: str | None) -> None:
     from connector.errors import RetryableError
     from connector.ledger import Ledger
     settings = _load(config_path)
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger_url)
     try:
         vault = TokenVault(settings.quickbooks, ledger)
         state = vault.expected_state()
@@ -125,7 +125,7 @@ def auth(system: str, config_path: str, redirect_url: str | None) -> None:
         except ValueError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
             sys.exit(1)
-        console.print(f"QuickBooks company {realm} connected; tokens saved in {settings.ledger_path}. "
+        console.print(f"QuickBooks company {realm} connected; tokens saved in {settings.ledger_shown}. "
                       "Paused QuickBooks steps resume at the next sync.")
     finally:
         ledger.close()
@@ -181,7 +181,7 @@ def replay(config_path: str, orders: tuple, step: str | None, states: tuple, sys
         err_console.print("[bold red]error:[/] --json goes with --dry-run", highlight=False)
         sys.exit(2)
     settings = _load(config_path)
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger_url)
     try:
         chosen = select(ledger, Selection(tuple(orders), step, tuple(states) or ("failed", "dead"), system,
                                           since, until))
@@ -229,7 +229,7 @@ def status(config_path: str, as_json: bool, check: bool) -> None:
     from connector.run import print_status
     from connector.status import collect_status
     settings = _load(config_path)
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger_url)
     try:
         data = collect_status(settings, ledger, config_path=None if config_path == "config.yaml" else config_path)
     finally:
@@ -285,7 +285,7 @@ def report(config_path: str, store: str | None, since: str | None, until: str | 
     if end <= start:
         err_console.print("[bold red]error:[/] the period is empty: --until must come after --since", highlight=False)
         sys.exit(2)
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger_url)
     try:
         data = build_report(settings, ledger, store=store, since=start, until=end, now=now,
                             receivables=not no_receivables)
@@ -332,7 +332,7 @@ def reconcile(config_path: str, store: str | None, since: str | None, until: str
     person can resolve is open."""
     from connector.ledger import Ledger
     settings = _load(config_path)
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger_url)
     try:
         if accept_ids:
             from connector.findings import accept
@@ -382,7 +382,7 @@ def dashboard(config_path: str, host: str | None, port: int | None) -> None:
         err_console.print("[bold red]error:[/] the configuration has no dashboard: section; add one with "
                           "admin_token: ${O2C_ADMIN_TOKEN} (see config.example.yaml)", highlight=False)
         sys.exit(2)
-    Ledger(settings.ledger_path).close()  # create and migrate it before the first request
+    Ledger(settings.ledger_url).close()  # create and migrate it before the first request
     server = dashboard_server(settings, host=host, port=port)
     console.print(f"dashboard on http://{server.config.host}:{server.config.port}/ (log in with the "
                   "dashboard.admin_token); Ctrl-C stops", highlight=False)
@@ -395,7 +395,7 @@ def check_config(config_path: str) -> None:
     """Validate the configuration (keys, types, secrets, URLs) and stop."""
     settings = _load(config_path)
     names = ", ".join(f"{s.name} ({s.system})" for s in settings.stores)
-    console.print(f"config OK: {len(settings.stores)} store(s): {names}; ledger {settings.ledger_path}")
+    console.print(f"config OK: {len(settings.stores)} store(s): {names}; ledger {settings.ledger_shown}")
 
 
 @main.command(epilog="\b\nExample:\n  o2c sandbox\n  o2c sandbox --orders 200 --workdir var/play")

@@ -56,7 +56,7 @@ def serve(config_path: str, host: str | None, port: int | None) -> None:
     settings = _load(config_path)
     hooks = settings.webhooks or WebhookSettings()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    app = create_webhook_app(settings, settings.ledger_path)
+    app = create_webhook_app(settings, settings.ledger_url)
     # One worker (the inbox has one writer: the group committer); no access log, whose arguments
     # uvicorn formats for every answer (refusals are logged by the app with their reason).
     # uvicorn takes httptools and uvloop when they are installed, else h11 and asyncio.
@@ -89,7 +89,7 @@ def status(config_path: str, store: str | None) -> None:
     settings = _load(config_path)
     console, err_console = _consoles()
     failed = _report(settings, store, apply=False, console=console, err_console=err_console)
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger_url)
     try:
         table = Table(title="Webhook coverage")
         for column in ("store", "orders", "by webhook", "poll only", "poll only since first webhook",
@@ -145,7 +145,7 @@ def process(config_path: str) -> None:
     from connector.ledger import Ledger
     settings = _load(config_path)
     console, _ = _consoles()
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger_url)
     try:
         results = process_inbox(settings, ledger)
     finally:

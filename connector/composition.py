@@ -54,7 +54,7 @@ def build_runners(settings: Settings, ledger: Ledger) -> list[object]:
 def run_all_targets(settings: Settings, *, progress=None, should_stop=None):
     """Run every due step, one worker thread per target system (``connector.workers``)."""
     from connector.workers import run_targets
-    return run_targets(lambda: Ledger(settings.ledger_path),
+    return run_targets(lambda: Ledger(settings.ledger_url),
                        lambda ledger, system: build_runner(settings, ledger, system), list(TARGET_SYSTEMS),
                        progress=progress, should_stop=should_stop,
                        backoff=tuple(settings.queue.retry_seconds), lease_seconds=settings.queue.lease_seconds)

@@ -20,7 +20,8 @@ import yaml
 from pydantic import (BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator,
                       model_validator)
 
-from connector.errors import ConfigError
+from connector.errors import ConfigError, SQLiteOnlyError
+from connector.ledger_url import parse_ledger, redact_url
 
 REFERENCE = re.compile(r"^\$\{(?P<name>[A-Za-z_][A-Za-z0-9_]*|file:[^}]+)\}$")
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -383,8 +384,33 @@ class Settings(Strict):
                           "use one of: " + ", ".join(s.name for s in self.stores))
 
     @property
+    def ledger_url(self) -> str:
+        """What ``Ledger(...)`` opens: the SQLite file's path, or the ``postgresql://`` URL as written."""
+        where = parse_ledger(self.ledger)
+        return str(where.path) if where.backend == "sqlite" else self.ledger
+
+    @property
+    def ledger_is_sqlite(self) -> bool:
+        return parse_ledger(self.ledger).backend == "sqlite"
+
+    @property
+    def ledger_shown(self) -> str:
+        """The ledger named for logs and messages: a URL's password is blanked."""
+        return parse_ledger(self.ledger).shown
+
+    @property
     def ledger_path(self) -> Path:
-        return Path(self.ledger.removeprefix("sqlite:///"))
+        """The SQLite ledger file, for the features only a file has; a clear error on PostgreSQL."""
+        where = parse_ledger(self.ledger)
+        if where.backend != "sqlite":
+            raise SQLiteOnlyError("this command (it works on the ledger file)")
+        return where.path
+
+    @field_validator("ledger")
+    @classmethod
+    def _known_ledger(cls, v: str) -> str:
+        parse_ledger(v)  # a ValueError (unknown scheme, password blanked) becomes a ConfigError at 'ledger'
+        return v
 
 
 SECRET_FIELDS = {"access_token", "consumer_key", "consumer_secret", "client_id", "client_secret",
@@ -405,6 +431,11 @@ def _resolve(node, path: str, env, base: Path):
         if "${" in node:
             raise ConfigError(path, f"'{node}' is not a valid reference",
                               "write the whole value as ${ENV_VAR} or ${file:/path}")
+    if path == "ledger" and isinstance(node, str) and redact_url(node) != node:
+        # A database password is a secret like any token (guarantee 6); libpq also reads PGPASSWORD and ~/.pgpass.
+        raise ConfigError(path, f"the ledger URL {redact_url(node)} carries a password in clear",
+                          "write ledger: ${O2C_LEDGER_URL} and export the URL, or leave the password out and"
+                          " set PGPASSWORD or ~/.pgpass")
     if leaf in SECRET_FIELDS and node is not None:
         raise ConfigError(path, "a secret is written in clear in the YAML",
                           f"move it to an environment variable and write {leaf}: ${{{leaf.upper()}}}")
@@ -448,7 +479,7 @@ def _first_error(exc: ValidationError) -> ConfigError:
                            "set system: shopify or system: woocommerce")
     message = err["msg"].removeprefix("Value error, ")
     got = err.get("input")
-    shown = "" if isinstance(got, (dict, list)) or got is None else f" (got {got!r})"
+    shown = "" if isinstance(got, (dict, list)) or got is None else redact_url(f" (got {got!r})")
     return ConfigError(key, message + shown, "correct the value (see config.example.yaml)")
 
 
@@ -475,6 +506,6 @@ def load_config(path: str | os.PathLike, env: dict | None = None) -> Settings:
         settings = Settings.model_validate(resolved)
     except ValidationError as exc:
         raise _first_error(exc) from None
-    if not Path(settings.ledger_path).is_absolute():
+    if settings.ledger_is_sqlite and not Path(settings.ledger_path).is_absolute():
         settings = settings.model_copy(update={"ledger": str(path.parent / settings.ledger_path)})
     return settings

@@ -59,7 +59,7 @@ class Daemon:
     def poll_store(self, store_name: str) -> None:
         if self.state.stopping.is_set():
             return
-        ledger = Ledger(self.settings.ledger_path)
+        ledger = Ledger(self.settings.ledger_url)
         try:
             (source, store), = build_sources(self.settings, store_name)
             result = pull_store(source, store, ledger)
@@ -82,7 +82,7 @@ class Daemon:
 
     def refresh_tokens(self) -> None:
         from adapters.quickbooks_auth import TokenVault
-        ledger = Ledger(self.settings.ledger_path)
+        ledger = Ledger(self.settings.ledger_url)
         try:
             TokenVault(self.settings.quickbooks, ledger).access_token()
         except Exception as exc:  # the worker will meet and report the same problem
@@ -123,10 +123,10 @@ class Daemon:
         """Run until SIGTERM/SIGINT (or ``run_for`` seconds); return the exit code."""
         signal.signal(signal.SIGTERM, self.stop)
         signal.signal(signal.SIGINT, self.stop)
-        Ledger(self.settings.ledger_path).close()  # create and migrate once, before the jobs open it together
+        Ledger(self.settings.ledger_url).close()  # create and migrate once, before the jobs open it together
         self.schedule()
         self.scheduler.start()
-        LOG.info("daemon started: %d store(s), ledger %s", len(self.settings.stores), self.settings.ledger_path)
+        LOG.info("daemon started: %d store(s), ledger %s", len(self.settings.stores), self.settings.ledger_shown)
         server = _start_webhook_server(self)
         dashboard = _start_dashboard_server(self)
         deadline = time.monotonic() + run_for if run_for else None
@@ -169,7 +169,7 @@ def _extra_jobs(daemon: Daemon) -> list[dict]:
         def job() -> None:
             if daemon.state.stopping.is_set():
                 return
-            ledger = Ledger(daemon.settings.ledger_path)
+            ledger = Ledger(daemon.settings.ledger_url)
             try:
                 work(daemon.settings, ledger)
             finally:
@@ -196,7 +196,7 @@ def _start_webhook_server(daemon: Daemon):
     hooks = getattr(daemon.settings, "webhooks", None)
     if hooks is None:
         return None
-    config = uvicorn.Config(create_webhook_app(daemon.settings, daemon.settings.ledger_path), host=hooks.host,
+    config = uvicorn.Config(create_webhook_app(daemon.settings, daemon.settings.ledger_url), host=hooks.host,
                             port=hooks.port, log_level="warning", access_log=False, lifespan="off")
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # the daemon owns SIGTERM/SIGINT

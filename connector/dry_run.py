@@ -276,6 +276,7 @@ class CapturingHubSpot(_Guarded):
 
 def copy_ledger(ledger: Ledger, path: Path) -> Ledger:
     """A consistent copy of ``ledger`` at ``path`` (SQLite online backup: it only reads the original)."""
+    ledger.sqlite_path("a dry run (it works on a copy of the ledger file)")
     destination = sqlite3.connect(path)
     try:
         ledger.conn.backup(destination)

@@ -30,6 +30,14 @@ class ConfigError(O2CError):
         super().__init__(f"config error at '{key}': {problem}. Fix: {fix}")
 
 
+class SQLiteOnlyError(O2CError):
+    """A feature that needs the ledger to be a SQLite file was asked of a PostgreSQL ledger."""
+
+    def __init__(self, feature: str, fix: str = "run it against a SQLite ledger (ledger: path/to/o2c.db)"):
+        self.feature, self.fix = feature, fix
+        super().__init__(f"{feature} needs a SQLite ledger; this one is PostgreSQL. Fix: {fix}")
+
+
 class StepError(O2CError):
     """A step failed; ``what_to_do`` is the sentence an admin reads."""
 

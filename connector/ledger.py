@@ -1,9 +1,10 @@
-"""The ledger: one SQLite file that remembers every order, step, binding and cursor.
+"""The ledger: one SQLite file (or PostgreSQL database) that remembers every order, step, binding and cursor.
 
 It is also the work queue: steps are rows, and workers claim the due ones.
 Every write happens in a short transaction, so a crash at any instant leaves
 the file consistent (WAL mode). Schema: docs/ledger.md; migrations:
-:mod:`connector.migrations`.
+:mod:`connector.migrations`. On PostgreSQL (``postgresql://...``) the same
+methods and SQL run through :mod:`connector.ledger_postgres`.
 """
 
 from __future__ import annotations
@@ -16,12 +17,17 @@ from pathlib import Path
 
 import sqlite_utils
 
+from connector.errors import SQLiteOnlyError
+from connector.ledger_url import parse_ledger
 from connector.migrations import migrate
 from connector.model import Order, balance_difference
 from connector.events import redact
 from connector.snapshot import from_json, hash_of, to_json
 
 FINAL_STATES = ("done", "skipped", "mismatch")  # ends that let dependent steps go on
+# Raised by both ledgers for a broken constraint (PostgreSQL's is translated: connector/ledger_postgres.py).
+IntegrityError = sqlite3.IntegrityError
+LedgerError = sqlite3.Error
 # Where a step goes in the queue, by how its order arrived (lower first; migration 7).
 PRIORITY = {"webhook": 0, "poll": 5, "backfill": 9}
 
@@ -61,10 +67,22 @@ def _progress(order: Order) -> tuple:
 
 
 class Ledger:
-    """Verb-on-noun access to the ledger file."""
+    """Verb-on-noun access to the ledger file (or database)."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        """Open (create, migrate) the ledger at ``path``: a file path, ``sqlite:///path`` or ``postgresql://...``."""
+        where = parse_ledger(path)
+        self.backend = where.backend
+        self.location = where.shown  # safe to print: no password
+        self._db = None
+        if where.backend == "postgresql":
+            from connector.ledger_postgres import connect  # psycopg only when asked for
+
+            self.path = None
+            self.conn = connect(where.url)
+            migrate(self.conn)
+            return
+        self.path = where.path
         self.path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=30, check_same_thread=False)
         # Switching the journal mode needs the database to itself; a second worker opening an
@@ -74,8 +92,22 @@ class Ledger:
         conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across app crashes
         conn.execute("PRAGMA foreign_keys=ON")
         self.conn = conn
-        self.db = sqlite_utils.Database(conn)
         migrate(conn)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        """sqlite-utils over the SQLite ledger, for admin queries; not available on PostgreSQL."""
+        if self.backend != "sqlite":
+            raise SQLiteOnlyError("sqlite-utils access (ledger.db)")
+        if self._db is None:
+            self._db = sqlite_utils.Database(self.conn)
+        return self._db
+
+    def sqlite_path(self, feature: str) -> Path:
+        """The ledger file, for a feature only SQLite has (e.g. a file copy); a clear error on PostgreSQL."""
+        if self.path is None:
+            raise SQLiteOnlyError(feature)
+        return self.path
 
     def close(self) -> None:
         self.conn.close()
@@ -106,7 +138,9 @@ class Ledger:
             "balance_difference": str(balance_difference(order).amount), "last_changed_at": now,
         }
         if row is None:
-            self.db["orders"].insert({**values, "first_seen_at": now})
+            values["first_seen_at"] = now
+            self.conn.execute(f"INSERT INTO orders ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                              tuple(values.values()))
             return OrderChange(order.order_key, "new", digest)
         if row[0] == digest:
             return OrderChange(order.order_key, "unchanged", digest)
@@ -117,7 +151,9 @@ class Ledger:
             # forward (refunds and transactions are added, a cancellation stays), so the version
             # with less of it is the older one, read before and recorded after (guarantee 5).
             return OrderChange(order.order_key, "stale")
-        self.db["orders"].update(order.order_key, values)
+        del values["order_key"]
+        self.conn.execute(f"UPDATE orders SET {', '.join(f'{k} = ?' for k in values)} WHERE order_key = ?",
+                          (*values.values(), order.order_key))
         return OrderChange(order.order_key, "changed", digest)
 
     def order_snapshot(self, order_key: str) -> str | None:
@@ -359,7 +395,7 @@ class Ledger:
 
 
 class _Transaction:
-    def __init__(self, conn: sqlite3.Connection):
+    def __init__(self, conn):
         self.conn = conn
 
     def __enter__(self):

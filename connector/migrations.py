@@ -1,4 +1,4 @@
-"""Ordered schema migrations for the SQLite ledger, recorded in the database.
+"""Ordered schema migrations for the ledger (SQLite dialect; PostgreSQL translates them), recorded in the database.
 
 Each migration runs once, inside a transaction, and is recorded in
 ``migrations`` with its version and name. Never edit a released migration:
@@ -258,7 +258,13 @@ def migrate(conn: sqlite3.Connection) -> list[int]:
     """Apply every migration not yet recorded; return the versions applied now.
 
     A ledger already up to date is only read, so workers opening it together do not contend.
+    A PostgreSQL ledger's connection (:mod:`connector.ledger_postgres`) migrates through
+    :mod:`connector.migrations_postgres`.
     """
+    if getattr(conn, "backend", "sqlite") == "postgresql":
+        from connector.migrations_postgres import migrate_postgres
+
+        return migrate_postgres(conn)
     exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type='table' AND name='migrations'").fetchone()
     if exists and {v for v, _, _ in MIGRATIONS} <= {r[0] for r in conn.execute("SELECT version FROM migrations")}:
         return []

@@ -300,7 +300,7 @@ def _recheck(ledger: Ledger, source, store_settings, checkers, run: StoreRun, ke
 
 def run_scheduled(settings, *, fix: bool = True) -> None:
     """The daemon's reconcile job: every store since its last run; safe fixes are queued for the workers."""
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger_url)
     try:
         result = reconcile(settings, ledger, fix=fix, run_steps=False)
         for run in result.runs:

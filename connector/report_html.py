@@ -267,7 +267,7 @@ def write_html_report(settings, path: Path, *, days: int = 30, now=None) -> Path
     from connector.ledger import Ledger, utcnow
     from connector.report import build_report
     now = now or utcnow()
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger_url)
     try:
         report = build_report(settings, ledger, since=now - timedelta(days=days), until=now, now=now)
     finally:

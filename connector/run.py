@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -24,7 +26,7 @@ CREATED_LABELS = {
 
 def run_sync_pass(settings, console: Console, *, only_store: str | None = None, show_progress: bool = True) -> int:
     """One pass with a progress bar; returns the exit code (0 ok, 1 a store could not be read)."""
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger_url)
     try:
         sources = build_sources(settings, only_store)
         with Progress(SpinnerColumn(), TextColumn("{task.description:<24}"), BarColumn(), MofNCompleteColumn(),
@@ -49,10 +51,15 @@ def run_sync_pass(settings, console: Console, *, only_store: str | None = None, 
         print_failures(ledger, console)
         for system, why in report.paused.items():
             console.print(f"[bold red]{system} paused:[/] {why}", highlight=False)
-        console.print(f"ledger: {settings.ledger_path.resolve()}")
+        console.print(f"ledger: {settings.ledger_path.resolve() if settings.ledger_is_sqlite else settings.ledger_shown}")
         return 1 if any(p.error for p in report.pulls) or report.paused else 0
     finally:
         ledger.close()
+
+
+def _backfill_dir(settings) -> Path:
+    """Where a backfill's downloads go: beside a SQLite ledger; with PostgreSQL, var/backfills here."""
+    return settings.ledger_path.parent / "backfills" if settings.ledger_is_sqlite else Path("var") / "backfills"
 
 
 def _bar(console: Console, show: bool) -> Progress:
@@ -64,7 +71,7 @@ def run_backfill(settings, console: Console, *, store: str, since, book: bool, s
     """Backfill one store; then, unless told not to, run the steps its orders need."""
     from connector.backfill import backfill_store
     from connector.errors import SourceError
-    ledger = Ledger(settings.ledger_path)
+    ledger = Ledger(settings.ledger_url)
     try:
         (source, store_settings), = build_sources(settings, store)
         with _bar(console, show_progress) as bar:
@@ -77,7 +84,7 @@ def run_backfill(settings, console: Console, *, store: str, since, book: bool, s
 
             try:
                 result = backfill_store(source, store_settings, ledger, since,
-                                        workdir=settings.ledger_path.parent / "backfills", progress=progress)
+                                        workdir=_backfill_dir(settings), progress=progress)
             except SourceError as exc:
                 console.print(f"[bold red]backfill stopped:[/] {exc}", highlight=False)
                 return 1
@@ -161,7 +168,7 @@ def print_status(settings, console: Console, status: dict | None = None, *, conf
     from connector.status import collect_status, duration
 
     if status is None:
-        ledger = Ledger(settings.ledger_path)
+        ledger = Ledger(settings.ledger_url)
         try:
             status = collect_status(settings, ledger, config_path=config_path)
         finally:

@@ -468,7 +468,7 @@ def collect_status(settings, ledger: Ledger, now: datetime | None = None, *, con
     problems, retrying = _problems(ledger, config_path)
     status = {
         "generated_at": iso(now),
-        "ledger": str(ledger.path),
+        "ledger": ledger.location,
         "queue": _queue(ledger, now),
         "problems": problems,
         "retrying": retrying,

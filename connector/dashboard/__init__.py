@@ -13,7 +13,7 @@ def dashboard_server(settings, *, host: str | None = None, port: int | None = No
     """A uvicorn server for the dashboard (not started); the caller runs ``server.run()``."""
     import uvicorn
     section = settings.dashboard
-    config = uvicorn.Config(create_dashboard_app(settings, settings.ledger_path), host=host or section.host,
+    config = uvicorn.Config(create_dashboard_app(settings, settings.ledger_url), host=host or section.host,
                             port=section.port if port is None else port, log_level="warning", access_log=False,
                             lifespan="off")
     return uvicorn.Server(config)

@@ -24,6 +24,7 @@ from connector.dashboard.auth import SESSION_COOKIE, SESSION_SECONDS, Guard, Gua
 from connector.dashboard.metrics import render_metrics
 from connector.dashboard.openapi import openapi_document
 from connector.ledger import Ledger
+from connector.ledger_url import parse_ledger
 
 PAGE_HEADERS = {
     "Cache-Control": "no-store",
@@ -40,7 +41,7 @@ class Dashboard:
 
     def __init__(self, settings, ledger_path, guard: Guard):
         self.settings = settings
-        self.ledger_path = Path(ledger_path)
+        self.ledger_path = Path(ledger_path) if parse_ledger(ledger_path).backend == "sqlite" else str(ledger_path)
         self.guard = guard
         self.replay_lock = threading.Lock()
         section = getattr(settings, "dashboard", None)
@@ -104,7 +105,7 @@ def create_dashboard_app(settings, ledger_path=None, *, admin_token: str | None 
         admin_token = section.admin_token.get_secret_value()
     guard = Guard(admin_token, public_origin=getattr(section, "public_origin", None),
                   bind_host=getattr(section, "host", "127.0.0.1"))
-    dash = Dashboard(settings, ledger_path or settings.ledger_path, guard)
+    dash = Dashboard(settings, ledger_path or settings.ledger_url, guard)
     store_names = [s.name for s in settings.stores]
 
     # -- public ------------------------------------------------------------------------------
@@ -322,9 +323,29 @@ def _accept(ledger: Ledger, finding_id: int) -> int:
     return accept(ledger, [finding_id])
 
 
+def _ready_postgres(url: str) -> tuple[bool, str]:
+    """The PostgreSQL ledger answers and every migration is applied (nothing is created here)."""
+    from connector.ledger_postgres import connect
+    from connector.migrations import MIGRATIONS
+    try:
+        conn = connect(url)
+        try:
+            if conn.execute("SELECT to_regclass('migrations')").fetchone()[0] is None:
+                return False, "the ledger has no schema yet"
+            applied = {row[0] for row in conn.execute("SELECT version FROM migrations")}
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return False, f"the ledger cannot be read ({exc.__class__.__name__})"
+    missing = sorted({v for v, _, _ in MIGRATIONS} - applied)
+    return (False, f"migrations not applied: {missing}") if missing else (True, "")
+
+
 def _ready(path: Path) -> tuple[bool, str]:
     """The ledger opens and every migration is applied (read-only: nothing is created here)."""
     from connector.migrations import MIGRATIONS
+    if isinstance(path, str):
+        return _ready_postgres(path)
     if not path.is_file():
         return False, "no ledger file yet"
     try:

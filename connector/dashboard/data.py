@@ -24,11 +24,11 @@ PER_PAGE = 50
 # An order's overall state, from its steps: the worst one wins; all done/skipped is "done".
 ORDER_STATE_SQL = """
     CASE WHEN COUNT(s.id) = 0 THEN 'new'
-         WHEN SUM(s.state = 'dead') > 0 THEN 'dead'
-         WHEN SUM(s.state = 'held') > 0 THEN 'held'
-         WHEN SUM(s.state = 'mismatch') > 0 THEN 'mismatch'
-         WHEN SUM(s.state = 'failed') > 0 THEN 'failed'
-         WHEN SUM(s.state IN ('pending', 'in_flight')) > 0 THEN 'pending'
+         WHEN SUM(CASE WHEN s.state = 'dead' THEN 1 ELSE 0 END) > 0 THEN 'dead'
+         WHEN SUM(CASE WHEN s.state = 'held' THEN 1 ELSE 0 END) > 0 THEN 'held'
+         WHEN SUM(CASE WHEN s.state = 'mismatch' THEN 1 ELSE 0 END) > 0 THEN 'mismatch'
+         WHEN SUM(CASE WHEN s.state = 'failed' THEN 1 ELSE 0 END) > 0 THEN 'failed'
+         WHEN SUM(CASE WHEN s.state IN ('pending', 'in_flight') THEN 1 ELSE 0 END) > 0 THEN 'pending'
          ELSE 'done' END"""
 
 QBO_PAGES = {"invoice": "invoice?txnId=", "sales_receipt": "salesreceipt?txnId=", "payment": "recvpayment?txnId=",
@@ -93,7 +93,7 @@ def search_orders(ledger: Ledger, *, store: str | None = None, state: str | None
            f" {ORDER_STATE_SQL} AS overall, COUNT(s.id)"
            f" FROM orders o LEFT JOIN steps s ON s.order_key = o.order_key"
            + (" WHERE " + " AND ".join(where) if where else "")
-           + " GROUP BY o.order_key" + (" HAVING overall = ?" if state else "")
+           + " GROUP BY o.order_key" + (f" HAVING {ORDER_STATE_SQL} = ?" if state else "")  # PostgreSQL: no alias here
            + " ORDER BY o.source_created_at DESC, o.order_key")
     if state:
         args.append(state)
