@@ -7,13 +7,18 @@ peers.md). So:
 - the newest refresh token is committed to the ledger *before* the new
   access token is used, and the ledger's token, once there, wins over the
   one in the config (which is only the first);
-- one refresh at a time: the refresh runs inside the ledger's write lock
-  (``BEGIN IMMEDIATE``), and whoever gets the lock second re-reads the token
-  the first one saved instead of refreshing again with a spent token. The
-  lock is the ledger file's, so it holds across processes too;
-- ``invalid_grant`` marks the connection "needs reconnect" and raises
-  :class:`~connector.errors.PausedError`: steps wait for a person instead of
-  burning retries, until ``o2c auth quickbooks`` stores a fresh token.
+- one refresh at a time, across every process and machine on the ledger:
+  the refresh runs in a ledger transaction holding the lock
+  ``quickbooks-token:<realm>`` (:func:`token_lock`), and whoever gets it
+  second re-reads the token the first one saved instead of refreshing again
+  with a spent token. On PostgreSQL that is an advisory lock of its own, not
+  the ledger's writer lock, so the HTTP call to Intuit stalls only the other
+  refreshers of that company, never every writer on every node; a SQLite file
+  has one writer lock, held as before;
+- ``invalid_grant`` marks the connection "needs reconnect" (committed, so
+  every node sees it) and raises :class:`~connector.errors.PausedError`:
+  steps wait for a person instead of burning retries, until
+  ``o2c auth quickbooks`` stores a fresh token.
 """
 
 from __future__ import annotations
@@ -32,6 +37,11 @@ from connector.errors import PausedError, RetryableError
 EARLY_REFRESH = timedelta(minutes=5)
 RECONNECT = ("reconnect QuickBooks: run `o2c auth quickbooks --config <file>` and follow its two steps; "
              "QuickBooks steps resume by themselves afterwards")
+
+
+def token_lock(realm: str) -> str:
+    """The name of the lock one QuickBooks company's token refresh holds (``Ledger.transaction(lock=...)``)."""
+    return f"quickbooks-token:{realm}"
 
 
 class TokenVault:
@@ -79,10 +89,16 @@ class TokenVault:
         if not force and (token := self._fresh(stored, now)):
             return token
         spent = stored["access_token"] if stored else None
-        with self.ledger.transaction():
-            stored = self.ledger.token("quickbooks", self.realm)  # another worker may have refreshed
+        refused: PausedError | None = None
+        with self.ledger.transaction(lock=token_lock(self.realm)):
+            # Whoever held the lock before us may have refreshed, or found the connection revoked.
+            stored = self.ledger.token("quickbooks", self.realm)
             if stored and stored["access_token"] != spent and (token := self._fresh(stored, now)):
                 return token
+            reason = self.ledger.needs_reconnect("quickbooks", self.realm)
+            if reason:
+                raise PausedError(f"QuickBooks needs reconnecting: {reason}", what_to_do=RECONNECT,
+                                  system="quickbooks", code="invalid_grant")
             refresh_token = (stored["refresh_token"] if stored and stored["refresh_token"]
                              else self.settings.refresh_token.get_secret_value())
             auth = self.auth_client()
@@ -91,20 +107,26 @@ class TokenVault:
             except AuthClientError as exc:
                 content = exc.content.decode("utf-8", "replace") if isinstance(exc.content, bytes) \
                     else str(exc.content or "")
-                if "invalid_grant" in content:
-                    self.ledger.mark_reconnect("quickbooks", self.realm,
-                                               "the refresh token was refused (invalid_grant): expired or revoked")
-                    raise PausedError("QuickBooks refused the refresh token (invalid_grant): the connection "
+                if "invalid_grant" not in content:
+                    raise RetryableError(f"QuickBooks token refresh failed (HTTP {exc.status_code})",
+                                         system="quickbooks", status=exc.status_code) from exc
+                # Recorded in this transaction and raised after it commits: an exception inside would
+                # roll the mark back, and every node would go on spending the dead token.
+                self.ledger.mark_reconnect("quickbooks", self.realm,
+                                           "the refresh token was refused (invalid_grant): expired or revoked")
+                refused = PausedError("QuickBooks refused the refresh token (invalid_grant): the connection "
                                       "expired or was revoked", what_to_do=RECONNECT, system="quickbooks",
-                                      code="invalid_grant") from exc
-                raise RetryableError(f"QuickBooks token refresh failed (HTTP {exc.status_code})",
-                                     system="quickbooks", status=exc.status_code) from exc
+                                      code="invalid_grant")
+                refused.__cause__ = exc
             except Exception as exc:
                 raise RetryableError(f"QuickBooks token refresh failed: {exc}", system="quickbooks") from exc
-            expires = now + timedelta(seconds=int(auth.expires_in or 3600))
-            # Same transaction as the refresh: the rotated token is durable before anyone uses the new one.
-            self.ledger.save_token("quickbooks", self.realm, auth.refresh_token or refresh_token,
-                                   auth.access_token, expires)
+            else:
+                expires = now + timedelta(seconds=int(auth.expires_in or 3600))
+                # Same transaction as the refresh: the rotated token is durable before anyone uses the new one.
+                self.ledger.save_token("quickbooks", self.realm, auth.refresh_token or refresh_token,
+                                       auth.access_token, expires)
+        if refused is not None:
+            raise refused
         return auth.access_token
 
     # -- first authorization (o2c auth quickbooks) --------------------------------------------

@@ -57,4 +57,5 @@ def run_all_targets(settings: Settings, *, progress=None, should_stop=None):
     return run_targets(lambda: Ledger(settings.ledger_url),
                        lambda ledger, system: build_runner(settings, ledger, system), list(TARGET_SYSTEMS),
                        progress=progress, should_stop=should_stop,
-                       backoff=tuple(settings.queue.retry_seconds), lease_seconds=settings.queue.lease_seconds)
+                       backoff=tuple(settings.queue.retry_seconds), lease_seconds=settings.queue.lease_seconds,
+                       threads=dict(settings.queue.threads))

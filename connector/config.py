@@ -288,6 +288,16 @@ class QueueSettings(Strict):
     # How long a worker's claim on a step lasts; a crashed worker's steps come back after it (and are
     # probed in the target before being written again).
     lease_seconds: int = Field(default=300, ge=5, le=24 * 3600)
+    # Batches of one target system in flight at once in each worker (each its own claim): QuickBooks
+    # spends most of a batch's time waiting on the network, and its realm allows 10 concurrent requests.
+    threads: dict[Literal["hubspot", "quickbooks"], int] = Field(default={"hubspot": 2, "quickbooks": 4})
+
+    @field_validator("threads")
+    @classmethod
+    def _threads(cls, v: dict[str, int]) -> dict[str, int]:
+        if any(n < 1 or n > 10 for n in v.values()):
+            raise ValueError("threads per system must be between 1 and 10 (QuickBooks allows 10 concurrent requests)")
+        return v
 
     @field_validator("retry_seconds")
     @classmethod
@@ -327,6 +337,12 @@ class LimitSettings(Strict):
     """
 
     rate_scale: float = Field(default=1.0, gt=0, le=1000)  # multiplies every limit (benchmarks)
+    # Every process on the ledger counts against the same budgets (connector/rate_budget_shared.py):
+    # two short ledger statements per request. Off: each process thinks it has the whole allowance.
+    shared: bool = True
+    # A request still in flight this long after its slot was granted is taken for a crashed process's:
+    # its concurrency slot comes back. Longer than any request may take (QuickBooks times out at 120 s).
+    slot_lease_seconds: float = Field(default=180, ge=10, le=3600)
     quickbooks: QuickBooksLimits = Field(default_factory=QuickBooksLimits)
     hubspot: HubSpotLimits = Field(default_factory=HubSpotLimits)
     woocommerce: WooCommerceLimits = Field(default_factory=WooCommerceLimits)

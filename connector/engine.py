@@ -133,6 +133,12 @@ def run_due_steps(ledger: Ledger, runners: list[StepRunner], report: PassReport,
                   backoff: tuple[int, ...] = BACKOFF, lease_seconds: int = 300) -> None:
     """Run every due step, kind by kind in dependency order, until none is due.
 
+    Each batch is taken with one atomic claim (:meth:`Ledger.claim_due`), so
+    any number of workers, in any number of processes or machines, can run
+    this on one ledger: none takes a step another holds. Every ending names the
+    claim, so a worker whose lease ran out (and whose step was taken over)
+    cannot overwrite the new owner's result.
+
     ``should_stop`` is asked between batches: a stopping daemon claims nothing
     more, and the batch in hand is finished and recorded first. ``backoff`` is
     the wait before each retry (``queue.retry_seconds``); ``lease_seconds`` how
@@ -146,36 +152,36 @@ def run_due_steps(ledger: Ledger, runners: list[StepRunner], report: PassReport,
         while runner.system not in report.paused:
             if should_stop and should_stop():
                 return
-            due = ledger.due_steps(step, limit=runner.batch_size)
+            due = ledger.claim_due(step, limit=runner.batch_size, lease_seconds=lease_seconds)
             if not due:
                 break
-            ledger.claim([row.id for row in due], lease_seconds=lease_seconds)
+            claim = due[0].claim_token  # one claim per batch
             work = [Work(row.id, row.step, from_json(ledger.order_snapshot(row.order_key)), row.request_id,
-                         row.attempts + 1) for row in due]
+                         row.attempts) for row in due]
             started = time.monotonic()
             try:
                 outcomes = runner.run(step, work)
             except PausedError as exc:  # e.g. QuickBooks needs reconnecting: wait, spend no retry
-                ledger.release([w.step_id for w in work], str(exc), exc.what_to_do)
+                ledger.release([w.step_id for w in work], str(exc), exc.what_to_do, claim=claim)
                 report.paused[runner.system] = f"{exc} {exc.what_to_do}".strip()
                 break
             except Exception as exc:  # a runner bug or outage must not lose the claimed steps
                 outcomes = [Outcome(w.step_id, "failed", error=exc) for w in work]
             pause = next((o.error for o in outcomes if isinstance(o.error, PausedError)), None)
             if pause is not None:  # the runner met it per step: the whole system waits all the same
-                ledger.release([w.step_id for w in work], str(pause), pause.what_to_do)
+                ledger.release([w.step_id for w in work], str(pause), pause.what_to_do, claim=claim)
                 report.paused[runner.system] = f"{pause} {pause.what_to_do}".strip()
                 break
             elapsed = int((time.monotonic() - started) * 1000)
             for item, outcome in zip(work, outcomes):
-                _finish(ledger, item, outcome, elapsed // max(1, len(work)), backoff)
+                _finish(ledger, item, outcome, elapsed // max(1, len(work)), backoff, claim)
                 report.count(step, outcome)
             if progress:
                 progress(step, len(work))
 
 
 def _finish(ledger: Ledger, item: Work, outcome: Outcome, duration_ms: int,
-            backoff: tuple[int, ...] = BACKOFF) -> None:
+            backoff: tuple[int, ...] = BACKOFF, claim: str | None = None) -> None:
     error = outcome.error
     state, retry_at, what_to_do = outcome.state, None, None
     if error is not None:
@@ -202,7 +208,7 @@ def _finish(ledger: Ledger, item: Work, outcome: Outcome, duration_ms: int,
                      "the target, or accept it"
     message = str(error) if error is not None else outcome.note
     ledger.finish_step(item.step_id, state, external_id=outcome.external_id, error=message,
-                       what_to_do=what_to_do, retry_at=retry_at)
+                       what_to_do=what_to_do, retry_at=retry_at, claim=claim)
     # The events table keeps the attempt whole (docs/ledger.md): the error apart from what the target
     # answered; a skip is no failure, its reason is what the step found.
     failure = str(error) if error is not None and state != "skipped" else None

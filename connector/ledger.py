@@ -17,6 +17,7 @@ from pathlib import Path
 
 import sqlite_utils
 
+from connector import ledger_claims
 from connector.errors import SQLiteOnlyError
 from connector.ledger_url import parse_ledger
 from connector.migrations import migrate
@@ -59,6 +60,7 @@ class StepRow:
     request_id: str | None
     external_id: str | None
     planned_hash: str
+    claim_token: str | None = None  # set on the rows claim_due hands out: what finish_step and release name
 
 
 def _progress(order: Order) -> tuple:
@@ -112,9 +114,19 @@ class Ledger:
     def close(self) -> None:
         self.conn.close()
 
-    def transaction(self):
-        """``with ledger.transaction():`` groups writes atomically."""
-        return _Transaction(self.conn)
+    def transaction(self, lock: str | None = None):
+        """``with ledger.transaction():`` groups writes atomically, holding the ledger's writer lock.
+
+        ``lock="<name>"`` holds only the lock of that name instead, for work that must run once at a
+        time across every process and node (e.g. ``"quickbooks-token:<realm>"``) but must not stall the
+        other writers meanwhile: on PostgreSQL a plain ``BEGIN`` and a transaction-level advisory lock
+        on the name, freed at commit or rollback (and when the connection dies). A SQLite file has one
+        writer lock only, so there it is ``BEGIN IMMEDIATE`` as without a name.
+        """
+        if lock is None or self.backend == "sqlite":
+            return _Transaction(self.conn)
+        from connector.job_locks import advisory_key  # job_locks builds on the ledger; imported when used
+        return _Transaction(self.conn, begin="BEGIN", lock_key=advisory_key(lock))
 
     # -- orders -----------------------------------------------------------
     def record_order(self, order: Order) -> OrderChange:
@@ -209,65 +221,97 @@ class Ledger:
             " AND state IN ('pending', 'failed', 'in_flight')", (priority, order_key, priority))
 
     def due_steps(self, kind: str, limit: int = 1000, now: datetime | None = None) -> list[StepRow]:
-        """Steps of one kind (``kind`` or ``kind:<id>``) that may run now: due, dependencies ended well."""
-        now_iso = iso(now or utcnow())
-        rows = self.conn.execute(
-            """
-            SELECT s.id, s.order_key, s.step, s.state, s.attempts, s.request_id, s.external_id,
-                   s.planned_hash, s.depends_on
-            FROM steps s
-            WHERE (s.step = ? OR substr(s.step, 1, ?) = ?)
-              AND (s.state = 'pending' OR (s.state = 'failed' AND s.next_attempt_at <= ?)
-                   OR (s.state = 'in_flight' AND s.lease_until <= ?))
-            ORDER BY s.priority, s.id
-            LIMIT ?
-            """,
-            (kind, len(kind) + 1, kind + ":", now_iso, now_iso, limit * 4),
-        ).fetchall()
-        result = []
-        for row in rows:
-            if row[8] and not self._dependencies_met(row[1], row[8].split(",")):
-                continue
-            result.append(StepRow(*row[:8]))
-            if len(result) == limit:
-                break
-        return result
+        """Steps of one kind (``kind`` or ``kind:<id>``) that may run now: due, dependencies ended well.
 
-    def _dependencies_met(self, order_key: str, names: list[str]) -> bool:
-        marks = ",".join("?" * len(names))
-        count = self.conn.execute(
-            f"SELECT COUNT(*) FROM steps WHERE order_key = ? AND step IN ({marks})"
-            " AND state IN ('done','skipped','mismatch')",
-            (order_key, *names),
-        ).fetchone()[0]
-        return count == len(names)
+        Read only, for reports and tests; a worker takes steps with :meth:`claim_due`, never by reading
+        them here and claiming after (another worker could take the same ones in between).
+        """
+        rows = self.conn.execute(ledger_claims.DUE_STEPS,
+                                 ledger_claims.due_params(kind, iso(now or utcnow()), limit)).fetchall()
+        return [StepRow(*row) for row in rows]
+
+    def claim_due(self, kind: str, limit: int, lease_seconds: int = 300,
+                  now: datetime | None = None) -> list[StepRow]:
+        """Take up to ``limit`` due steps of ``kind`` for this worker alone, in queue order.
+
+        Due as in :meth:`due_steps` (pending; failed and due; in flight with a lease run out; every
+        dependency ended well). In the same transaction they are marked ``in_flight``, one more
+        attempt, leased until ``now + lease_seconds`` and stamped with a fresh claim token, so two
+        workers never hold the same step (connector/ledger_claims.py says how, per database). The rows
+        come back as claimed: ``attempts`` is this attempt's number, ``claim_token`` what
+        :meth:`finish_step` and :meth:`release` must name.
+        """
+        moment = now or utcnow()
+        token = ledger_claims.new_claim_token()
+        lease, stamp = iso(moment + timedelta(seconds=lease_seconds)), iso(utcnow())
+        with self._claim_transaction():
+            rows = self.conn.execute(ledger_claims.DUE_STEPS_FOR_CLAIM[self.backend],
+                                     ledger_claims.due_params(kind, iso(moment), limit)).fetchall()
+            ids = [row[0] for row in rows]
+            for start in range(0, len(ids), ledger_claims.CLAIM_CHUNK):
+                chunk = ids[start:start + ledger_claims.CLAIM_CHUNK]
+                self.conn.execute(ledger_claims.MARK_CLAIMED.format(ids=",".join("?" * len(chunk))),
+                                  (lease, token, stamp, *chunk))
+        return [StepRow(row[0], row[1], row[2], "in_flight", row[4] + 1, row[5], row[6], row[7], token)
+                for row in rows]
+
+    def _claim_transaction(self):
+        """SQLite: the file's writer lock (one claimer at a time, across processes). PostgreSQL: no
+        global lock at all; the claim's ``FOR UPDATE SKIP LOCKED`` row locks keep claimers apart."""
+        return _Transaction(self.conn, begin="BEGIN IMMEDIATE" if self.backend == "sqlite" else "BEGIN")
 
     def claim(self, step_ids: list[int], lease_seconds: int = 300) -> None:
-        """Mark steps in flight; the lease lets another worker recover them after a crash."""
+        """Mark these steps in flight, unconditionally (no token): for a single-process tool on its own
+        copy of the ledger (the replay dry run). Workers sharing a ledger use :meth:`claim_due`."""
         lease = iso(utcnow() + timedelta(seconds=lease_seconds))
         with self.transaction():
             for step_id in step_ids:
                 self.conn.execute(
-                    "UPDATE steps SET state='in_flight', attempts=attempts+1, lease_until=?, updated_at=?"
-                    " WHERE id=?", (lease, iso(utcnow()), step_id))
+                    "UPDATE steps SET state='in_flight', attempts=attempts+1, lease_until=?, claim_token=NULL,"
+                    " updated_at=? WHERE id=?", (lease, iso(utcnow()), step_id))
 
-    def release(self, step_ids: list[int], error: str, what_to_do: str | None) -> None:
-        """Give claimed steps back untried: pending again, the attempt not counted."""
-        with self.transaction():
+    def release(self, step_ids: list[int], error: str, what_to_do: str | None, *,
+                claim: str | None = None) -> int:
+        """Give claimed steps back untried: pending again, the attempt not counted; how many were.
+
+        With ``claim`` (the token :meth:`claim_due` gave), only the steps still held under that claim
+        go back: one whose lease ran out and that another worker took over is left to its new owner.
+        """
+        fence = ledger_claims.STILL_CLAIMED if claim else ""
+        stale = []
+        with self._claim_transaction():
             for step_id in step_ids:
-                self.conn.execute(
-                    "UPDATE steps SET state='pending', attempts=MAX(attempts-1, 0), lease_until=NULL, error=?,"
-                    " what_to_do=?, updated_at=? WHERE id=?", (error, what_to_do, iso(utcnow()), step_id))
+                cursor = self.conn.execute(
+                    "UPDATE steps SET state='pending', attempts=MAX(attempts-1, 0), lease_until=NULL,"
+                    " claim_token=NULL, error=?, what_to_do=?, updated_at=? WHERE id=?" + fence,
+                    (error, what_to_do, iso(utcnow()), step_id, *((claim,) if claim else ())))
+                if cursor.rowcount == 0:
+                    stale.append(step_id)
+        for step_id in stale if claim else ():
+            ledger_claims.record_stale_finish(self, step_id, claim, "release")
+        return len(step_ids) - len(stale)
 
     def finish_step(self, step_id: int, state: str, *, external_id: str | None = None,
                     error: str | None = None, what_to_do: str | None = None,
-                    retry_at: datetime | None = None) -> None:
-        """End an attempt: ``done``, ``skipped``, ``failed`` (with ``retry_at``) or ``dead``."""
-        self.conn.execute(
+                    retry_at: datetime | None = None, claim: str | None = None) -> bool:
+        """End an attempt: ``done``, ``skipped``, ``failed`` (with ``retry_at``) or ``dead``; True when recorded.
+
+        With ``claim`` (the token :meth:`claim_due` gave) the ending is recorded only while the step is
+        still that claim. A worker whose lease ran out and whose step another worker took over gets
+        False: its late result is dropped (logged, and an event ``claim``/``stale_dropped``) so it
+        never overwrites the new owner's.
+        """
+        fence = ledger_claims.STILL_CLAIMED if claim else ""
+        cursor = self.conn.execute(
             "UPDATE steps SET state=?, external_id=COALESCE(?, external_id), error=?, what_to_do=?,"
-            " next_attempt_at=?, lease_until=NULL, updated_at=? WHERE id=?",
-            (state, external_id, error, what_to_do, iso(retry_at) if retry_at else None, iso(utcnow()), step_id),
+            " next_attempt_at=?, lease_until=NULL, claim_token=NULL, updated_at=? WHERE id=?" + fence,
+            (state, external_id, error, what_to_do, iso(retry_at) if retry_at else None, iso(utcnow()), step_id,
+             *((claim,) if claim else ())),
         )
+        if claim and cursor.rowcount == 0:
+            ledger_claims.record_stale_finish(self, step_id, claim, f"'{state}'")
+            return False
+        return True
 
     def step_counts(self) -> dict[str, dict[str, int]]:
         """``{step kind: {state: count}}`` over the whole ledger (``quickbooks.payment:42`` counts as a payment)."""
@@ -395,11 +439,24 @@ class Ledger:
 
 
 class _Transaction:
-    def __init__(self, conn):
+    """``BEGIN IMMEDIATE`` (or ``begin``) ... ``COMMIT``, ``ROLLBACK`` on an exception.
+
+    ``lock_key`` (PostgreSQL): also wait for that transaction-level advisory lock once begun.
+    """
+
+    def __init__(self, conn, begin: str = "BEGIN IMMEDIATE", lock_key: int | None = None):
         self.conn = conn
+        self.begin = begin
+        self.lock_key = lock_key
 
     def __enter__(self):
-        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.execute(self.begin)
+        if self.lock_key is not None:
+            try:
+                self.conn.execute("SELECT pg_advisory_xact_lock(?)", (self.lock_key,))
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
         return self.conn
 
     def __exit__(self, exc_type, exc, tb):

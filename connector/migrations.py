@@ -245,6 +245,44 @@ MIGRATIONS: list[tuple[int, str, str]] = [
         CREATE INDEX findings_store_status ON findings(store, status);
         CREATE INDEX findings_order ON findings(order_key);
     """),
+    (10, "claim tokens and job locks", """
+        -- Several workers on one ledger (issue 10). A claim stamps its steps with a fresh token; a
+        -- worker whose lease ran out and whose step was taken over finishes nothing (its UPDATE names
+        -- the token it holds). NULL while the step is not in flight.
+        ALTER TABLE steps ADD COLUMN claim_token TEXT;
+        -- Scheduled jobs (poll a store, reconcile, ...) that must run on one node at a time, for a
+        -- SQLite ledger shared by several processes (PostgreSQL uses advisory locks instead). A holder
+        -- renews its lease while the job runs; a crashed holder's lease runs out. See connector/job_locks.py.
+        CREATE TABLE job_locks (
+            name TEXT PRIMARY KEY,                -- e.g. 'poll:main-shop'
+            holder TEXT NOT NULL,                 -- host:pid:random of the process holding it
+            lease_until TEXT NOT NULL,            -- another node may take it after this (UTC ISO)
+            taken_at TEXT NOT NULL
+        );
+    """),
+    (11, "shared rate budgets", """
+        -- Rate budgets shared by every process on this ledger (connector/rate_slots.py,
+        -- connector/rate_budget_shared.py, docs/operations.md "Rate limits"): one row per request that
+        -- was given a slot, kept while it can still count in a window, so that N workers together stay
+        -- under each vendor's limit. Times are float seconds since the epoch on ONE clock: PostgreSQL's
+        -- clock_timestamp(), or the host's for a SQLite file.
+        CREATE TABLE rate_slots (
+            id INTEGER PRIMARY KEY,
+            budget TEXT NOT NULL,                 -- e.g. 'quickbooks:9341453000000000'
+            cost INTEGER NOT NULL,                -- units: a QuickBooks batch counts one per item
+            granted_at REAL NOT NULL,
+            ended_at REAL,                        -- NULL while in flight; counts in a window until ended_at + window
+            lease_until REAL NOT NULL,            -- still in flight after this: its holder died; counted as ended then
+            holder TEXT NOT NULL,                 -- host:pid that took it; 'vendor' for a hint
+            hint INTEGER NOT NULL DEFAULT 0       -- 1: the vendor said others spent this much (first window only)
+        );
+        CREATE INDEX rate_slots_budget ON rate_slots(budget, ended_at);
+        -- After a 429: nobody, in any process, sends on the budget before blocked_until.
+        CREATE TABLE rate_blocks (
+            budget TEXT PRIMARY KEY,
+            blocked_until REAL NOT NULL
+        );
+    """),
 ]
 
 

@@ -97,8 +97,8 @@ def test_each_target_system_runs_in_its_own_thread_at_the_same_time(tmp_path):
 
     report = run_targets(lambda: Ledger(path), build, ["hubspot", "quickbooks"])
     assert not report.paused
-    assert runners["hubspot"].threads == {"worker:hubspot"}
-    assert runners["quickbooks"].threads == {"worker:quickbooks"}
+    assert runners["hubspot"].threads == {"worker:hubspot:0"}
+    assert runners["quickbooks"].threads == {"worker:quickbooks:0"}
     # hubspot.deal_sync waits for the QuickBooks invoice: a later round runs it, so nothing is left due.
     states = {state for (state,) in ledger.conn.execute("SELECT DISTINCT state FROM steps")}
     assert states == {"done"}
@@ -120,3 +120,40 @@ def test_a_worker_that_crashes_pauses_its_system_and_leaves_the_other_running(tm
     assert "cannot reach the token store" in report.paused["quickbooks"]
     assert report.outcomes["hubspot.contact"] == {"done": 1}
     assert ledger.conn.execute("SELECT state FROM steps WHERE step = 'quickbooks.invoice'").fetchone()[0] == "pending"
+
+
+class OverlapRunner(FakeRunner):
+    """Holds its first ``parties`` batches until all are in flight together: proves they overlap."""
+
+    def __init__(self, parties: int):
+        super().__init__("quickbooks", ("quickbooks.customer",))
+        self.batch_size = 5
+        self.barrier = threading.Barrier(parties)
+        self.lock = threading.Lock()
+        self.first_calls = parties
+        self.seen: list[int] = []
+
+    def run(self, step, work):
+        with self.lock:
+            self.calls += 1
+            self.threads.add(threading.current_thread().name)
+            self.seen.extend(w.step_id for w in work)
+            wait = self.first_calls > 0
+            self.first_calls -= 1
+        if wait:
+            self.barrier.wait(timeout=10)  # BrokenBarrierError unless `parties` batches are in flight at once
+        return [Outcome(w.step_id, "done", external_id=f"x{w.step_id}") for w in work]
+
+
+def test_several_batches_of_one_system_run_at_once_and_never_share_a_step(tmp_path):
+    path = tmp_path / "ledger.db"
+    ledger = Ledger(path)
+    record(ledger, [order(n) for n in range(1, 31)], "poll")
+    runner = OverlapRunner(parties=3)
+    report = run_targets(lambda: Ledger(path), lambda own, system: runner, ["quickbooks"],
+                         threads={"quickbooks": 3})
+    assert not report.paused
+    assert len(runner.threads) == 3
+    customers = ledger.conn.execute("SELECT COUNT(*) FROM steps WHERE step = 'quickbooks.customer'").fetchone()[0]
+    assert len(runner.seen) == len(set(runner.seen)) == customers == 30
+    assert report.outcomes["quickbooks.customer"] == {"done": 30}
