@@ -35,6 +35,15 @@ after a 429 (:meth:`RateBudget.penalise`). A wait longer than ``max_wait``
 :class:`~connector.errors.RetryableError`, hands it to the ledger's retry layer
 (DESIGN.md "Two retry layers").
 
+Across processes: by itself a budget knows only this process's requests. A
+process that shares its budgets through the ledger
+(:func:`connector.rate_budget_shared.share_budgets`, called once at start-up)
+gives every budget a *gate* (:meth:`RateBudget.attach`): after the in-process
+checks let a request go, the gate takes the same slot in the ledger, where every
+process's requests are counted, and a penalty or a vendor hint reaches the other
+processes too. The in-process checks stay in front so that the threads of one
+process queue here, not at the database.
+
 Clock and sleep are injectable, so tests run on a fake clock; counters
 (:meth:`RateBudget.snapshot`) tell benchmarks how much was sent and waited.
 """
@@ -83,6 +92,8 @@ class RateLimited(RetryableError):
 class _Ticket:
     cost: int
     released: bool = False
+    gate: object | None = None  # the shared gate that granted it as well (None: this process only)
+    shared: object | None = None  # what that gate needs to release it
 
 
 @dataclass
@@ -119,6 +130,7 @@ class RateBudget:
         self._in_flight_cost = 0
         self._blocked_until = -math.inf
         self._counters = _Counters()
+        self._gate = None  # connector.rate_budget_shared.SharedGate when budgets are shared through the ledger
 
     # -- configuration ----------------------------------------------------------------------
     @property
@@ -132,6 +144,22 @@ class RateBudget:
                 self._logs = [[] for _ in limits.windows]
             self._limits = limits
             self._cond.notify_all()
+
+    def attach(self, gate) -> None:
+        """Send every slot through ``gate`` as well (None: this process only), from the next acquire on."""
+        with self._cond:
+            self._gate = gate
+
+    @property
+    def gate(self):
+        return self._gate
+
+    def _effective_limits(self) -> Limits:
+        """The limits as enforced now: the first window lowered to the vendor's maximum if it told us one."""
+        windows = self._limits.windows
+        if windows and self._limit(0) != windows[0].limit:
+            windows = (Window(self._limit(0), windows[0].seconds),) + windows[1:]
+        return Limits(windows, self._limits.max_concurrent, self._limits.max_wait)
 
     def _limit(self, index: int) -> int:
         limit = self._limits.windows[index].limit
@@ -157,32 +185,28 @@ class RateBudget:
         cost = max(1, int(cost))
         started = self._clock()
         with self._cond:
-            while True:
-                now = self._clock()
-                cap = self._limits.max_concurrent
-                if cap is not None and self._in_flight >= cap:
-                    self._cond.wait()  # a release wakes us
-                    continue
-                delay, needs_release = self._delay(now, cost)
-                if delay > self._limits.max_wait:
-                    self._counters.refused += 1
-                    raise RateLimited(f"the {self.name} rate budget asks for a wait of {delay:.0f} s",
-                                      system=self.name.split(":", 1)[0].split("-", 1)[0], status=429, retry_after=delay)
-                if needs_release:
-                    self._cond.wait()
-                    continue
-                if delay <= 0:
-                    if self.grants is not None:
-                        self.grants.append((now, cost))
-                    break
-                self._cond.release()
-                try:
-                    self._sleep(delay)
-                finally:
-                    self._cond.acquire()
+            self._wait_for_room(cost)
             self._in_flight += 1
             self._in_flight_cost += cost
+            gate, limits = self._gate, self._effective_limits()
             waited = self._clock() - started
+        ticket = _Ticket(cost)
+        if gate is not None:
+            # Outside the lock: the gate may sleep while other processes spend the budget, and the
+            # threads of this process queue behind the in-process checks meanwhile, not at the database.
+            try:
+                ticket.shared = gate.acquire(cost, limits, max_wait=max(0.0, limits.max_wait - waited))
+            except BaseException as exc:
+                with self._cond:  # the request never went: give the in-process slot back, log nothing
+                    self._in_flight -= 1
+                    self._in_flight_cost -= cost
+                    if isinstance(exc, RateLimited):
+                        self._counters.refused += 1
+                    self._cond.notify_all()
+                raise
+            ticket.gate = gate
+            waited += ticket.shared.waited  # its time at the ledger's rows, not the transactions'
+        with self._cond:
             counters = self._counters
             counters.requests += 1
             counters.units += cost
@@ -190,7 +214,33 @@ class RateBudget:
             if waited > 0:
                 counters.waits += 1
                 counters.waited_seconds += waited
-        return _Ticket(cost)
+        return ticket
+
+    def _wait_for_room(self, cost: int) -> None:
+        """Block (holding ``self._cond``) until this process's windows and cap let ``cost`` go."""
+        while True:
+            now = self._clock()
+            cap = self._limits.max_concurrent
+            if cap is not None and self._in_flight >= cap:
+                self._cond.wait()  # a release wakes us
+                continue
+            delay, needs_release = self._delay(now, cost)
+            if delay > self._limits.max_wait:
+                self._counters.refused += 1
+                raise RateLimited(f"the {self.name} rate budget asks for a wait of {delay:.0f} s",
+                                  system=self.name.split(":", 1)[0].split("-", 1)[0], status=429, retry_after=delay)
+            if needs_release:
+                self._cond.wait()
+                continue
+            if delay <= 0:
+                if self.grants is not None:
+                    self.grants.append((now, cost))
+                return
+            self._cond.release()
+            try:
+                self._sleep(delay)
+            finally:
+                self._cond.acquire()
 
     def release(self, ticket: _Ticket) -> None:
         with self._cond:
@@ -203,6 +253,8 @@ class RateBudget:
             for window, log in zip(self._limits.windows, self._logs):
                 bisect.insort(log, (now + window.seconds, ticket.cost))
             self._cond.notify_all()
+        if ticket.gate is not None:
+            ticket.gate.release(ticket.shared)
 
     def _prune(self, now: float) -> None:
         for log in self._logs:
@@ -252,9 +304,19 @@ class RateBudget:
             self._prune(now)
             ours = self._limit(0) - sum(c for _, c in self._logs[0]) - self._in_flight_cost
             missing = ours - max(0, int(remaining))
-            if missing > 0:
-                seconds = max(self._limits.windows[0].seconds, (window_ms or 0) / 1000)
+            if missing <= 0:
+                # The vendor counts no more than this process alone does (and all processes together
+                # count at least as much): nothing to add, here or in the ledger.
+                return
+            seconds = max(self._limits.windows[0].seconds, (window_ms or 0) / 1000)
+            gate, limits = self._gate, self._effective_limits()
+            if gate is None:
                 bisect.insort(self._logs[0], (now + seconds, missing))
+                self._counters.corrections += 1
+                return
+        # Shared: this process's count is not the account's; the gate compares with every process's.
+        if gate.observe(max(0, int(remaining)), seconds, limits):
+            with self._cond:
                 self._counters.corrections += 1
 
     def penalise(self, seconds: float) -> None:
@@ -263,21 +325,30 @@ class RateBudget:
             self._blocked_until = max(self._blocked_until, self._clock() + max(0.0, float(seconds)))
             self._counters.penalties += 1
             self._cond.notify_all()
+            gate = self._gate
+        if gate is not None:
+            gate.penalise(seconds)  # ... nor in any other process sharing the budget
 
     # -- counters -------------------------------------------------------------------------------
     def snapshot(self) -> dict:
         """Counters since the budget was made: requests, units, waited_seconds, waits, ..."""
         with self._cond:
             c = self._counters
-            return {"name": self.name, "requests": c.requests, "units": c.units,
-                    "waited_seconds": round(c.waited_seconds, 6), "waits": c.waits,
-                    "max_in_flight": c.max_in_flight, "in_flight": self._in_flight, "penalties": c.penalties,
-                    "corrections": c.corrections, "refused": c.refused}
+            out = {"name": self.name, "requests": c.requests, "units": c.units,
+                   "waited_seconds": round(c.waited_seconds, 6), "waits": c.waits,
+                   "max_in_flight": c.max_in_flight, "in_flight": self._in_flight, "penalties": c.penalties,
+                   "corrections": c.corrections, "refused": c.refused}
+            gate = self._gate
+        if gate is not None:
+            out["shared"] = gate.snapshot()  # the ledger's part: transactions, their time, waits there
+        return out
 
 
 # -- the process-wide registry ------------------------------------------------------------------
 _REGISTRY: dict[tuple[str, str], RateBudget] = {}
 _REGISTRY_LOCK = threading.Lock()
+# name -> gate for each budget, when budgets are shared through the ledger (set_gate_maker).
+_GATE_MAKER = None
 
 
 def budget_for(system: str, account: str, limits: Limits) -> RateBudget:
@@ -291,6 +362,8 @@ def budget_for(system: str, account: str, limits: Limits) -> RateBudget:
         budget = _REGISTRY.get(key)
         if budget is None:
             budget = _REGISTRY[key] = RateBudget(f"{system}:{account}", limits)
+            if _GATE_MAKER is not None:
+                budget.attach(_GATE_MAKER(budget.name))
         elif budget.limits != limits:
             budget.reconfigure(limits)
         return budget
@@ -302,9 +375,21 @@ def all_budgets() -> dict[tuple[str, str], RateBudget]:
 
 
 def reset_budgets() -> None:
-    """Forget every budget (tests; a fresh process starts empty anyway)."""
+    """Forget every budget (tests; a fresh process starts empty anyway). Sharing stays as it was."""
     with _REGISTRY_LOCK:
         _REGISTRY.clear()
+
+
+def set_gate_maker(maker) -> None:
+    """Give every budget, made now or later, the gate ``maker(budget name)`` returns; None: no gates.
+
+    :func:`connector.rate_budget_shared.share_budgets` is the one caller.
+    """
+    global _GATE_MAKER
+    with _REGISTRY_LOCK:
+        _GATE_MAKER = maker
+        for budget in _REGISTRY.values():
+            budget.attach(maker(budget.name) if maker is not None else None)
 
 
 def account_key(secret: str) -> str:

@@ -122,6 +122,7 @@ def guarded(account: Account, handler, template: str, kind: str):
         account.requests += 1
         response = await _answer(request, key)
         account.by_endpoint[key][str(response.status_code)] += 1
+        account.limiter.traffic.answered(response.status_code)
         if response.status_code == 429:
             account.rate_limited += 1
         return response
@@ -174,6 +175,9 @@ def control_routes(account: Account) -> list[Route]:
         return json_response({"requests": account.requests, "rate_limited": account.rate_limited,
                               "by_endpoint": {k: dict(v) for k, v in account.by_endpoint.items()}})
 
+    async def traffic(request):
+        return json_response({"accounts": {account.portal_id: account.limiter.traffic_report()}})
+
     async def config(request):
         try:
             if request.method == "POST":
@@ -194,6 +198,7 @@ def control_routes(account: Account) -> list[Route]:
     return [Route("/_sandbox/reset", reset, methods=["POST"]),
             Route("/_sandbox/state", state, methods=["GET"]),
             Route("/_sandbox/counters", counters, methods=["GET"]),
+            Route("/_sandbox/traffic", traffic, methods=["GET"]),
             Route("/_sandbox/config", config, methods=["GET", "POST"]),
             Route("/_sandbox/faults", faults, methods=["GET", "POST"])]
 

@@ -1,5 +1,8 @@
 """Rate limits: the 10-second rolling burst window per token, the daily account limit,
 and the separate per-second search limit (``shared/notes/hubspot.md`` §4).
+
+The limiter also meters what the clients offered and what it let through in each window
+(:mod:`sandbox.traffic`), for ``GET /_sandbox/traffic``.
 """
 
 from __future__ import annotations
@@ -7,6 +10,8 @@ from __future__ import annotations
 import time
 from collections import deque
 from datetime import datetime, timezone
+
+from sandbox.traffic import AccountTraffic, token_label
 
 INTERVAL_MS = 10_000
 
@@ -34,6 +39,7 @@ class RateLimiter:
         self.search_window: deque = deque()
         self.daily_used = 0
         self.day = self._today()
+        self.traffic = AccountTraffic()
 
     @staticmethod
     def _today() -> str:
@@ -55,18 +61,24 @@ class RateLimiter:
     def check(self, token: str) -> str | None:
         """Admit one non-search request for ``token``; return the exceeded policy or None."""
         self._roll_day()
+        meter = self.traffic.limit(f"ten_second_limit:{token_label(token)}", INTERVAL_MS / 1000)
+        meter.offered.add(self.clock())
         if self.daily_used >= self.daily_limit:
             return "DAILY"
         window = self._window(token, INTERVAL_MS / 1000)
         if len(window) >= self.ten_second_limit:
             return "TEN_SECONDLY_ROLLING"
         window.append(self.clock())
+        meter.admitted.add(window[-1])
+        self.traffic.units += 1
         self.daily_used += 1
         return None
 
     def check_search(self) -> str | None:
         """Admit one search request: its own per-second limit, but it shares the daily count (notes §4)."""
         self._roll_day()
+        meter = self.traffic.limit("search_per_second", 1.0)
+        meter.offered.add(self.clock())
         if self.daily_used >= self.daily_limit:
             return "DAILY"
         cutoff = self.clock() - 1.0
@@ -75,8 +87,17 @@ class RateLimiter:
         if len(self.search_window) >= self.search_per_second:
             return "SECONDLY"
         self.search_window.append(self.clock())
+        meter.admitted.add(self.search_window[-1])
+        self.traffic.units += 1
         self.daily_used += 1
         return None
+
+    def traffic_report(self) -> dict:
+        """This account's figures for ``GET /_sandbox/traffic`` (the limits as configured now)."""
+        report = self.traffic.report({"ten_second_limit": self.ten_second_limit,
+                                      "search_per_second": self.search_per_second})
+        report["daily"] = {"limit": self.daily_limit, "used": self.daily_used}
+        return report
 
     def headers(self, token: str) -> dict[str, str]:
         """The ``X-HubSpot-RateLimit-*`` headers for a non-search answer (notes §4,

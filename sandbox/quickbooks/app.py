@@ -29,6 +29,7 @@ from sandbox.quickbooks.idempotency import MAX_BATCH_REQUEST_ID, MAX_BID, MAX_RE
 from sandbox.quickbooks.oauth import OAuthServer
 from sandbox.quickbooks.store import ENTITIES, SEED, Company
 from sandbox.quickbooks.wire import Clock, dumps, json_response, loads, raw_response
+from sandbox.traffic import AccountTraffic, token_label
 
 
 class Emulator:
@@ -50,6 +51,7 @@ class Emulator:
         self.faults: list[dict] = []
         self.windows: dict[str, deque] = {}
         self.in_flight: dict[str, int] = {}
+        self.traffic: dict[str, AccountTraffic] = {}  # per realm, for GET /_sandbox/traffic
         self.clock.skew = 0.0
         self.configure({})
 
@@ -84,6 +86,21 @@ class Emulator:
         if status == 429:
             self.counters["throttled"] += 1
 
+    def traffic_of(self, realm: str) -> AccountTraffic:
+        traffic = self.traffic.get(realm)
+        if traffic is None:
+            traffic = self.traffic[realm] = AccountTraffic()
+        return traffic
+
+    def configured_limits(self) -> dict:
+        """The limits ``/_sandbox/traffic`` reports beside each window's figures (options as now)."""
+        options = self.options
+        return {"requests_per_minute": int(options.get("requests_per_minute", 500)),
+                "batch_requests_per_minute": int(options.get("batch_requests_per_minute", 40)),
+                "batch_requests_per_realm_per_minute": int(options.get("batch_requests_per_realm_per_minute", 120)),
+                "requests_per_second": int(options["requests_per_second"]) if options.get("requests_per_second")
+                else None}
+
     def fault_response(self, fault: faults.Fault, request: Request, force_xml: bool = False) -> Response:
         if force_xml or _wants_xml(request):
             return raw_response(fault.xml(self.clock.stamp()).encode("utf-8"), fault.status, "application/xml")
@@ -114,17 +131,26 @@ class Emulator:
         """
         now = self.clock.now()
         cost = 1
-        app_id = self.oauth.app_of(_bearer(request))
-        windows = []  # (key, limit, weight, span in seconds)
+        token = _bearer(request)
+        app_id = self.oauth.app_of(token)
+        # How /_sandbox/traffic names the app: the OAuth client id, or a hash of a control-API token.
+        app = token_label(app_id) if app_id == token else app_id
+        windows = []  # (key, traffic name, limit, weight, span in seconds)
         if request.url.path.endswith("/batch"):
             cost = await batch_ops.item_count(request)
-            windows += [(f"{realm}/batch/{app_id}", int(self.options.get("batch_requests_per_minute", 40)), 1, 60),
-                        (f"{realm}/batch", int(self.options.get("batch_requests_per_realm_per_minute", 120)), 1, 60)]
-        windows.insert(0, (realm, int(self.options.get("requests_per_minute", 500)), cost, 60))
+            windows += [(f"{realm}/batch/{app_id}", f"batch_requests_per_minute:{app}",
+                         int(self.options.get("batch_requests_per_minute", 40)), 1, 60),
+                        (f"{realm}/batch", "batch_requests_per_realm_per_minute",
+                         int(self.options.get("batch_requests_per_realm_per_minute", 120)), 1, 60)]
+        windows.insert(0, (realm, "requests_per_minute", int(self.options.get("requests_per_minute", 500)), cost, 60))
         if self.options.get("requests_per_second"):
-            windows.append((f"{realm}/second/{app_id}", int(self.options["requests_per_second"]), 1, 1))
+            windows.append((f"{realm}/second/{app_id}", f"requests_per_second:{app}",
+                            int(self.options["requests_per_second"]), 1, 1))
+        traffic = self.traffic_of(realm)
+        traffic.concurrency.offer()
         over = self.in_flight.get(realm, 0) >= int(self.options.get("max_concurrent", 10))
-        for key, limit, weight, span in windows:
+        for key, name, limit, weight, span in windows:
+            traffic.limit(name, span).offered.add(now, weight)
             window = self.windows.setdefault(key, deque())
             while window and window[0] <= now - span:
                 window.popleft()
@@ -132,8 +158,10 @@ class Emulator:
         if over:
             xml = self.options.get("throttle_format", "xml") == "xml"
             return self.fault_response(faults.throttled(), request, force_xml=xml)
-        for key, _, weight, _ in windows:
+        for key, name, _, weight, span in windows:
             self.windows[key].extend([now] * weight)
+            traffic.limit(name, span).admitted.add(now, weight)
+        traffic.units += cost
         return None
 
     def _injected(self, request: Request) -> dict | None:
@@ -154,6 +182,7 @@ class Emulator:
         realm = request.path_params["realm"]
         response = await self._handle(request, realm, work, write)
         self.count(endpoint, response.status_code)
+        self.traffic_of(realm).answered(response.status_code)
         return response
 
     async def _handle(self, request: Request, realm: str, work, write: bool) -> Response:
@@ -164,6 +193,8 @@ class Emulator:
         if throttled is not None:
             return throttled
         self.in_flight[realm] = self.in_flight.get(realm, 0) + 1
+        traffic = self.traffic_of(realm)
+        traffic.concurrency.enter()
         try:
             rule = self._injected(request)
             latency = (rule or {}).get("latency_ms", self.options.get("latency_ms", 0))
@@ -210,6 +241,7 @@ class Emulator:
             return raw_response(payload, status, media)
         finally:
             self.in_flight[realm] -= 1
+            traffic.concurrency.leave()
 
     def _injected_response(self, rule: dict, request: Request) -> Response:
         status = int(rule["status"])

@@ -5,6 +5,7 @@
 | ``POST /_sandbox/reset`` | forget everything (companies, tokens, replays, counters, faults, clock skew) |
 | ``GET /_sandbox/state`` | ``{"companies": {realm: {"Customer": [...], "Invoice": [...], ...}}, "oauth": {...}}`` |
 | ``GET /_sandbox/counters`` | ``{"requests", "by_endpoint": {"POST /v3/company/{realm}/invoice": {"total", "200", ...}}, "throttled", "writes", "replays"}`` |
+| ``GET /_sandbox/traffic`` | per realm: requests, units, 429s, the most units in any window of each limit and the most concurrent requests, beside the limits (sandbox/traffic.py) |
 | ``POST /_sandbox/companies/{realm}`` | create a company with the seed chart; ``{"access_token"?, "settings"?}`` |
 | ``POST /_sandbox/companies/{realm}/seed`` | ``{"Item": [...], "Customer": [...], ...}`` created through the normal rules |
 | ``POST /_sandbox/oauth/clients`` | ``{"client_id", "client_secret", "realm_id", "refresh_token"?}`` -> ``{"refresh_token"}`` |
@@ -51,6 +52,11 @@ def routes(emu) -> list[Route]:
 
     async def counters(request: Request) -> Response:
         return _ok(emu.counters)
+
+    async def traffic(request: Request) -> Response:
+        limits = emu.configured_limits()
+        concurrent = int(emu.options.get("max_concurrent", 10))
+        return _ok({"accounts": {realm: t.report(limits, concurrent) for realm, t in sorted(emu.traffic.items())}})
 
     async def company(request: Request) -> Response:
         realm = request.path_params["realm"]
@@ -111,6 +117,7 @@ def routes(emu) -> list[Route]:
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/state", state, methods=["GET"]),
         Route("/_sandbox/counters", counters, methods=["GET"]),
+        Route("/_sandbox/traffic", traffic, methods=["GET"]),
         Route("/_sandbox/companies/{realm}", company, methods=["POST"]),
         Route("/_sandbox/companies/{realm}/seed", seed, methods=["POST"]),
         Route("/_sandbox/oauth/clients", client, methods=["POST"]),

@@ -80,6 +80,7 @@ def create_app(options: dict | None = None) -> Starlette:
         shop = store.shop(request.path_params["shop"])
         if shop is None:
             return counted(_json({"errors": "Not Found"}, 404))
+        shop.requests += 1
         if request.headers.get("x-shopify-access-token") != shop.token:
             return counted(_json(INVALID_TOKEN, 401))
         rule = faults.take(shop.name)
@@ -87,6 +88,7 @@ def create_app(options: dict | None = None) -> Starlette:
         if injected is not None:
             if rule.get("graphql_code") == "THROTTLED" or injected.status_code == 429:
                 store.throttled += 1
+                shop.injected_throttles += 1
             return counted(injected)
         try:
             body = json.loads(await request.body() or b"null")
@@ -140,6 +142,10 @@ def create_app(options: dict | None = None) -> Starlette:
 
     async def counters(_request: Request) -> Response:
         return _json(store.counters())
+
+    async def traffic(_request: Request) -> Response:
+        with store.lock:
+            return _json(store.traffic())
 
     async def seed_orders(request: Request) -> Response:
         payload = await request.json()
@@ -318,6 +324,7 @@ def create_app(options: dict | None = None) -> Starlette:
         Route("/_sandbox/reset", reset, methods=["POST"]),
         Route("/_sandbox/state", state, methods=["GET"]),
         Route("/_sandbox/counters", counters, methods=["GET"]),
+        Route("/_sandbox/traffic", traffic, methods=["GET"]),
         Route("/_sandbox/faults", set_faults, methods=["GET", "POST"]),
         Route("/_sandbox/shops/{shop}/orders", seed_orders, methods=["POST"]),
         Route("/_sandbox/shops/{shop}/orders/generate", generate_orders, methods=["POST"]),

@@ -42,6 +42,9 @@ class LeakyBucket:
         self.available = float(size)
         self.updated = time.monotonic()
         self.lock = threading.Lock()
+        # For GET /_sandbox/traffic: how close to empty the clients ran it, and how often it was empty.
+        self.lowest = float(size)
+        self.refused = 0
 
     def _refill(self) -> None:
         now = time.monotonic()
@@ -67,8 +70,10 @@ class LeakyBucket:
         with self.lock:
             self._refill()
             if cost > self.available:
+                self.refused += 1
                 return False
             self.available -= cost
+            self.lowest = min(self.lowest, self.available)
             return True
 
     def refund(self, points: float) -> None:

@@ -48,6 +48,8 @@ class Shop:
     scopes: list[str] = field(default_factory=lambda: list(DEFAULT_SCOPES))
     api_secret: str = DEFAULT_API_SECRET
     webhook_subscriptions: list[dict] = field(default_factory=list)  # webhooks.py; swapped, never mutated
+    requests: int = 0  # GraphQL requests to this shop (GET /_sandbox/traffic)
+    injected_throttles: int = 0  # THROTTLED or 429 answers the fault injector gave this shop
     timezone_offset: str = "-05:00"  # UTC offset of REST timestamps in webhook bodies (fixture's zone)
 
     def set_scopes(self, scopes: list[str]) -> None:
@@ -137,6 +139,17 @@ class Store:
             "throttled": self.throttled,
             "cost_spent": self.cost_spent,
         }
+
+    def traffic(self) -> dict:
+        """``GET /_sandbox/traffic``: per shop, requests, throttled answers and the cost bucket's low-water
+        mark. Shopify limits cost, not requests: a bucket that never ran dry throttled nobody."""
+        accounts = {}
+        for name, shop in sorted(self.shops.items()):
+            bucket = shop.bucket
+            accounts[name] = {"requests": shop.requests, "throttled": bucket.refused + shop.injected_throttles,
+                              "bucket": {"size": bucket.size, "restore_rate": bucket.restore_rate,
+                                         "min_available": round(bucket.lowest, 3)}}
+        return {"accounts": accounts}
 
     def state(self) -> dict:
         return {

@@ -13,7 +13,7 @@ site local time for the non-``_gmt`` dates), ``wc_version`` ("8.9.3").
 
 Control API (JSON):
 - ``POST /_sandbox/reset``, ``GET /_sandbox/state``, ``GET /_sandbox/counters``,
-  ``GET|POST /_sandbox/faults`` (see faults.py).
+  ``GET /_sandbox/traffic`` (sandbox/traffic.py), ``GET|POST /_sandbox/faults`` (see faults.py).
 - ``POST /_sandbox/sites/<site>/orders`` ``{"credentials": {"consumer_key", "consumer_secret",
   "permissions"?}, "orders": [spec...], "settings"?: {"timezone_offset"}}`` -> ``{"created", "ids"}``.
 - ``POST /_sandbox/sites/<site>/orders/<id>/touch`` ``{"date_modified_gmt"?, "status"?}``.
@@ -133,6 +133,7 @@ class WooCommerceEmulator:
             except WPError as err:
                 response = error_response(err)
         self.store.count(f"{request.method} {label}", response.status_code)
+        self.store.count_site(site_name, response.status_code)
         return response
 
     async def _dispatch(self, request: Request, site_name: str, rest: str, method: str, handler, args: dict):
@@ -237,6 +238,10 @@ class WooCommerceEmulator:
         # core wc/v3 has no rate limit, notes §5).
         return JSONResponse({"requests": sum(by_status.values()), "by_endpoint": by_endpoint,
                              "by_status": by_status, "throttled": by_status.get("429", 0)})
+
+    async def traffic(self, request: Request):
+        return JSONResponse({"accounts": {site: t.report({"requests_per_second": None})
+                                          for site, t in sorted(self.store.traffic.items())}})
 
     async def seed_orders(self, request: Request):
         body = await request.json()
@@ -344,6 +349,7 @@ def create_app(options: dict | None = None) -> Starlette:
         Route("/_sandbox/reset", emu.reset, methods=["POST"]),
         Route("/_sandbox/state", emu.state, methods=["GET"]),
         Route("/_sandbox/counters", emu.counters, methods=["GET"]),
+        Route("/_sandbox/traffic", emu.traffic, methods=["GET"]),
         Route("/_sandbox/faults", emu.set_faults, methods=["GET", "POST"]),
         Route("/_sandbox/sites/{site}/orders", emu.seed_orders, methods=["POST"]),
         Route("/_sandbox/sites/{site}/orders/{id:int}/touch", emu.touch_order, methods=["POST"]),

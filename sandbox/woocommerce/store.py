@@ -10,9 +10,12 @@ status each trashed order had before it was trashed.
 from __future__ import annotations
 
 import re
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import timedelta
+
+from sandbox.traffic import AccountTraffic
 
 
 @dataclass
@@ -91,6 +94,7 @@ class Store:
     def reset(self) -> None:
         self.sites: dict[str, Site] = {}
         self.counters: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        self.traffic: dict[str, AccountTraffic] = {}  # per site, for GET /_sandbox/traffic
 
     def site(self, name: str, create: bool = False) -> Site | None:
         if name not in self.sites and create:
@@ -103,3 +107,16 @@ class Store:
 
     def count(self, endpoint: str, status: int) -> None:
         self.counters[endpoint][str(status)] += 1
+
+    def count_site(self, site: str, status: int) -> None:
+        """One wc/v3 request to ``site``. Core wc/v3 enforces no rate limit (notes §5), so the busiest
+        second is metered with no limit beside it: for a client told to keep under one."""
+        traffic = self.traffic.get(site)
+        if traffic is None:
+            traffic = self.traffic[site] = AccountTraffic()
+        meter = traffic.limit("requests_per_second", 1.0)
+        now = time.monotonic()
+        meter.offered.add(now)
+        meter.admitted.add(now)
+        traffic.units += 1
+        traffic.answered(status)
