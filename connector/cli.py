@@ -24,12 +24,14 @@ EPILOG = """\b
 Examples:
   o2c sync --config config.yaml          one pass: pull what changed, book it, record it
   o2c daemon --config config.yaml        keep running: polls, webhooks, steps, token refresh
+  o2c worker --config config.yaml        only run due steps (more workers beside a daemon --no-worker)
   o2c backfill --store S --since DATE    a Shopify store's history, through a bulk export
   o2c status --config config.yaml        what the ledger holds, step by step
   o2c dashboard --config config.yaml     the admin dashboard (the daemon serves it too)
   o2c replay --config config.yaml --state dead --dry-run   what a replay would do
   o2c reconcile --config config.yaml --fix   prove the books match the stores; repair what is safe
   o2c check-config --config config.yaml  validate the configuration and stop
+  o2c ledger copy var/o2c.db '${O2C_LEDGER_URL}'   move the ledger to PostgreSQL, verified
   o2c auth quickbooks --config config.yaml  connect or reconnect QuickBooks
   o2c sandbox                            run the local emulators for manual use
   o2c demo                               the whole cycle on the local sandbox
@@ -43,6 +45,18 @@ def _load(config_path: str):
     except ConfigError as exc:
         err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         sys.exit(2)
+
+
+def _prepare_process(settings) -> None:
+    """What every process that talks to the vendors does first, whatever the command.
+
+    Several processes on one ledger (workers and daemons on a PostgreSQL ledger, or a daemon and a
+    replay beside it on one SQLite file) spend the same vendor allowances: their rate budgets are
+    shared through the ledger, or each would believe it has the whole allowance (docs/operations.md
+    "Rate limits"). ``limits: shared: false`` turns it off for a process that is known to be alone.
+    """
+    from connector.rate_budget_shared import share_budgets_as_configured
+    share_budgets_as_configured(settings)
 
 
 @click.group(epilog=EPILOG, context_settings={"help_option_names": ["-h", "--help"]})
@@ -66,6 +80,7 @@ def sync(config_path: str, store: str | None, quiet: bool) -> None:
         except ConfigError as exc:
             err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
             sys.exit(2)
+    _prepare_process(settings)
     code = run_sync_pass(settings, console, only_store=store, show_progress=not quiet)
     sys.exit(code)
 
@@ -92,6 +107,7 @@ def backfill(config_path: str, store: str, since: str, book: bool, quiet: bool) 
         sys.exit(2)
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
+    _prepare_process(settings)
     sys.exit(run_backfill(settings, console, store=store, since=moment, book=book, show_progress=not quiet))
 
 
@@ -131,21 +147,46 @@ def auth(system: str, config_path: str, redirect_url: str | None) -> None:
         ledger.close()
 
 
-@main.command(epilog="\b\nExample:\n  o2c daemon --config config.yaml\n  o2c daemon --config config.yaml --verbose")
+@main.command(epilog="\b\nExamples:\n  o2c daemon --config config.yaml\n  o2c daemon --config config.yaml --verbose\n"
+                     "  o2c daemon --config config.yaml --no-worker   beside `o2c worker` processes")
 @click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
 @click.option("--worker-seconds", default=5.0, show_default=True, help="how often due steps are run")
+@click.option("--no-worker", is_flag=True,
+              help="run no steps here: polls, webhooks, token refresh and reconcile only, for `o2c worker` "
+                   "processes to book (docs/operations.md \"Scaling out\")")
 @click.option("--run-for", default=None, type=float, help="stop by itself after this many seconds (tests)")
 @click.option("--verbose", is_flag=True, help="log every poll and worker pass")
-def daemon(config_path: str, worker_seconds: float, run_for: float | None, verbose: bool) -> None:
+def daemon(config_path: str, worker_seconds: float, no_worker: bool, run_for: float | None, verbose: bool) -> None:
     """Run continuously: poll each store on its interval, run due steps, refresh tokens; SIGTERM stops cleanly."""
-    import logging
-
     from connector.daemon import Daemon
     settings = _load(config_path)
+    _configure_logging(verbose)
+    _prepare_process(settings)
+    sys.exit(Daemon(settings, worker_seconds=worker_seconds, run_worker=not no_worker).run(run_for=run_for))
+
+
+@main.command(epilog="\b\nExamples:\n  o2c worker --config config.yaml\n"
+                     "  o2c worker --config config.yaml --run-for 600   stop by itself after ten minutes")
+@click.option("--config", "config_path", default="config.yaml", show_default=True, help="the YAML config file")
+@click.option("--run-for", default=None, type=float, help="stop by itself after this many seconds")
+@click.option("--idle-seconds", default=1.0, show_default=True, type=click.FloatRange(min=0.05),
+              help="how long to wait before looking again when no step is due")
+@click.option("--verbose", is_flag=True, help="log every worker pass")
+def worker(config_path: str, run_for: float | None, idle_seconds: float, verbose: bool) -> None:
+    """Run due steps only (no polls, no webhooks, no scheduler) until SIGTERM; start as many as the
+    ledger (PostgreSQL) and the vendors' rate limits allow, beside one `o2c daemon --no-worker`."""
+    from connector.worker_process import run_worker
+    settings = _load(config_path)
+    _configure_logging(verbose)
+    _prepare_process(settings)
+    sys.exit(run_worker(settings, run_for=run_for, idle_seconds=idle_seconds))
+
+
+def _configure_logging(verbose: bool) -> None:
+    import logging
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("o2c").setLevel(logging.INFO)
-    sys.exit(Daemon(settings, worker_seconds=worker_seconds).run(run_for=run_for))
 
 
 @main.command(epilog="\b\nExamples:\n  o2c replay --config config.yaml --state dead --dry-run\n"
@@ -181,6 +222,7 @@ def replay(config_path: str, orders: tuple, step: str | None, states: tuple, sys
         err_console.print("[bold red]error:[/] --json goes with --dry-run", highlight=False)
         sys.exit(2)
     settings = _load(config_path)
+    _prepare_process(settings)
     ledger = Ledger(settings.ledger_url)
     try:
         chosen = select(ledger, Selection(tuple(orders), step, tuple(states) or ("failed", "dead"), system,
@@ -285,6 +327,8 @@ def report(config_path: str, store: str | None, since: str | None, until: str | 
     if end <= start:
         err_console.print("[bold red]error:[/] the period is empty: --until must come after --since", highlight=False)
         sys.exit(2)
+    if not no_receivables:
+        _prepare_process(settings)  # the receivables are read from QuickBooks
     ledger = Ledger(settings.ledger_url)
     try:
         data = build_report(settings, ledger, store=store, since=start, until=end, now=now,
@@ -332,6 +376,7 @@ def reconcile(config_path: str, store: str | None, since: str | None, until: str
     person can resolve is open."""
     from connector.ledger import Ledger
     settings = _load(config_path)
+    _prepare_process(settings)
     ledger = Ledger(settings.ledger_url)
     try:
         if accept_ids:
@@ -382,6 +427,7 @@ def dashboard(config_path: str, host: str | None, port: int | None) -> None:
         err_console.print("[bold red]error:[/] the configuration has no dashboard: section; add one with "
                           "admin_token: ${O2C_ADMIN_TOKEN} (see config.example.yaml)", highlight=False)
         sys.exit(2)
+    _prepare_process(settings)  # its replays call the vendors
     Ledger(settings.ledger_url).close()  # create and migrate it before the first request
     server = dashboard_server(settings, host=host, port=port)
     console.print(f"dashboard on http://{server.config.host}:{server.config.port}/ (log in with the "
@@ -421,8 +467,10 @@ def demo(orders: int, workdir: str, keep: bool, seed: int) -> None:
     sys.exit(run_demo(Path(workdir), orders=orders, keep=keep, seed=seed, console=console))
 
 
+from connector.cli_ledger import ledger as ledger_commands  # noqa: E402  (the `o2c ledger` group)
 from connector.cli_webhooks import webhooks  # noqa: E402  (after main exists: it reuses _load)
 main.add_command(webhooks)
+main.add_command(ledger_commands)
 
 if __name__ == "__main__":
     main()
