@@ -12,6 +12,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+# `where`: a test taking it runs twice, on a SQLite file and on a fresh PostgreSQL database.
+from tests.postgres_support import where  # noqa: F401  (a fixture, offered to every test module)
+
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

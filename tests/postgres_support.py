@@ -68,3 +68,13 @@ def postgres_url():
     """A fresh, empty PostgreSQL database for one test; its URL."""
     with fresh_database() as url:
         yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def where(request, tmp_path):
+    """What ``Ledger(...)`` is given: a file path, or the URL of a fresh PostgreSQL database (both backends)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "ledger.db")
+    else:
+        with fresh_database() as url:
+            yield url

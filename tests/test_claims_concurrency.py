@@ -18,7 +18,6 @@ from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 
 from connector.composition import build_sources
 from connector.config import load_config
@@ -30,16 +29,6 @@ from tests.postgres_support import fresh_database
 
 SPAWN = multiprocessing.get_context("spawn")
 CONTACT, DEAL = "hubspot.contact", "hubspot.deal"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def where(request, tmp_path):
-    """What ``Ledger(...)`` is given: a file path, or the URL of a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "ledger.db")
-    else:
-        with fresh_database() as url:
-            yield url
 
 
 def add_orders(ledger: Ledger, count: int, *, deal: bool = True, start: int = 1) -> list[str]:

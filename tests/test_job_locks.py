@@ -24,15 +24,6 @@ from tests.test_status import make_settings
 SPAWN = multiprocessing.get_context("spawn")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def where(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "ledger.db")
-    else:
-        with fresh_database() as url:
-            yield url
-
-
 def hold_until_killed(where: str, name: str, lease_seconds: float, ready: str) -> None:
     """A node that takes the lock and then hangs, until it is killed."""
     ledger = Ledger(where)

@@ -28,16 +28,6 @@ from tests.test_workers import Source, order
 VERSIONS = [v for v, _, _ in MIGRATIONS]
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def where(request, tmp_path):
-    """What ``Ledger(...)`` is given: a file path, or the URL of a fresh PostgreSQL database."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "ledger.db")
-    else:
-        with fresh_database() as url:
-            yield url
-
-
 @pytest.fixture
 def ledger(where):
     opened = Ledger(where)

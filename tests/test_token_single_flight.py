@@ -31,15 +31,6 @@ SPAWN = multiprocessing.get_context("spawn")
 TOKEN_PATH = "/oauth2/v1/tokens/bearer"
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def where(request, tmp_path):
-    if request.param == "sqlite":
-        yield str(tmp_path / "ledger.db")
-    else:
-        with fresh_database() as url:
-            yield url
-
-
 def configured(sandbox, tmp_path, where: str):
     config = write_config(tmp_path, seed(sandbox.urls, orders=0, seed_value=5))
     return config, load_config(config).model_copy(update={"ledger": where})
