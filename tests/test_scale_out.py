@@ -31,7 +31,7 @@ the concurrency cap at once. Each worker must have booked something (the test pr
 not one busy worker and three idle ones), and each daemon must have taken deliveries.
 
 Without PostgreSQL the test skips, saying why (tests/postgres_support.py); with
-``O2C_REQUIRE_POSTGRES=1`` (CI) it fails instead. It takes about three to four minutes on a 2-core
+``O2C_REQUIRE_POSTGRES=1`` (CI) it fails instead. It takes four to eight minutes on a 2-core
 machine; its phases' timings are printed (``pytest -s``).
 """
 
