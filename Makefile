@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: demo test test-scale-out install browser sandbox bench clean
+.PHONY: demo test test-scale-out install browser sandbox bench bench-workers clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,12 @@ sandbox: $(STAMP)
 # Benchmarks (docs: benchmarks/RESULTS.md): four runs against the sandbox, about 15 minutes.
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py
+
+# Issue 10: 1, 2 and 4 `o2c worker` processes on one PostgreSQL ledger, engine- and limit-bound (about
+# 5 minutes; needs PostgreSQL). Writes benchmarks/results/workers.json, which RESULTS.md's section 5 shows
+# (rewritten here and by the next `make bench`).
+bench-workers: $(STAMP)
+	$(BIN)/python benchmarks/bench_workers.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

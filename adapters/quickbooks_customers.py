@@ -19,8 +19,17 @@ Name Exists" (6240, either envelope casing) is resolved by finding the
 owner and binding it, never by a second customer (peers.md pain point 3).
 A name owned by a different person (both emails known and different) gets a
 disambiguated name - whether the owner is already in QuickBooks or is
-another new shopper of the same batch. The display name comes from
-``quickbooks.display_name_template``.
+another new shopper of the same batch (compared with every shopper of the
+batch who took the name, not only the first). A 6240 rescue compares emails
+too: a name taken meanwhile by someone else is created again under the
+disambiguated name instead of being bound to a stranger. The display name
+comes from ``quickbooks.display_name_template``.
+
+Find-then-create is a race between workers: two that look the same email up
+at once both find nothing and both create. So the lookups and creates of a
+batch run under a lock per QuickBooks company, held across processes and
+machines (:func:`connector.job_locks.waiting_lock`, issue 10); a batch whose
+shoppers are all bound already takes no lock.
 """
 
 from __future__ import annotations
@@ -29,7 +38,8 @@ import logging
 
 from adapters.quickbooks import DUPLICATE_NAME, quote, select_in
 from adapters.quickbooks_runner import Books, Pending, stamp
-from connector.errors import PermanentError, StepError
+from connector.errors import PermanentError, RetryableError, StepError
+from connector.job_locks import waiting_lock
 from connector.protocols import Outcome, Work
 from mappings.quickbooks_documents import (
     customer_body,
@@ -40,6 +50,7 @@ from mappings.quickbooks_documents import (
 )
 
 LOG = logging.getLogger("o2c.quickbooks")
+LOCK_WAIT_SECONDS = 60.0  # another worker's batch takes a few requests; past this, retry the batch later
 QUERY_REFUSED = ("4000", "4001")  # notes §2.1: QueryParserError / QueryValidationError
 ACTIVE_TOO = " AND Active IN (true, false)"  # inactive customers still own their name (notes §1.1)
 
@@ -56,14 +67,32 @@ def run(books: Books, kind: str, work: list[Work]) -> dict[int, Outcome]:
                                              response=f"already bound: Customer {bound}")
         else:
             shoppers.setdefault(key, []).append(item)
+    if shoppers:
+        with waiting_lock(books.ledger, f"quickbooks-customers:{books.target.realm}",
+                          timeout=LOCK_WAIT_SECONDS) as held:
+            if held:
+                outcomes.update(_find_or_create(books, shoppers))
+            else:
+                busy = RetryableError("another worker has been creating QuickBooks customers for over a minute; "
+                                      "these shoppers are looked up again later", system="quickbooks",
+                                      what_to_do="nothing; if it lasts, check `o2c status` for a stuck worker")
+                outcomes.update({i.step_id: Outcome(i.step_id, "failed", error=busy)
+                                 for items in shoppers.values() for i in items})
+    return stamp(work, outcomes)
+
+
+def _find_or_create(books: Books, shoppers: dict[str, list[Work]]) -> dict[int, Outcome]:
+    """Outcomes for the unbound shoppers' orders: found in QuickBooks, or created (under the lock)."""
+    outcomes: dict[int, Outcome] = {}
     try:
-        found, names = _find(books, {key: items[0] for key, items in shoppers.items()})
+        found, names, followers = _find(books, {key: items[0] for key, items in shoppers.items()})
     except StepError as exc:  # the lookup failed: every unbound shopper is retried
-        outcomes.update({i.step_id: Outcome(i.step_id, "failed", error=exc) for s in shoppers.values() for i in s})
-        return stamp(work, outcomes)
+        return {i.step_id: Outcome(i.step_id, "failed", error=exc) for s in shoppers.values() for i in s}
     pending: list[Pending] = []
     for key, items in shoppers.items():
         first = items[0]
+        if key in followers:
+            continue  # bound below, to the customer of the namesake it is taken to be
         if key not in found:
             pending.append(_pending(books, first, key, names[key]))
             continue
@@ -77,6 +106,16 @@ def run(books: Books, kind: str, work: list[Work]) -> dict[int, Outcome]:
                                           note="found existing customer",
                                           response=f"found existing: Customer {customer['Id']}")
     outcomes.update(books.create_all(pending))
+    for key, leader in followers.items():  # a namesake who may be the same person shares the customer
+        bound = books.ledger.binding("quickbooks", "customer", leader)
+        first = shoppers[key][0]
+        if bound:
+            books.ledger.bind("quickbooks", "customer", key, bound, {"DisplayName": names.get(leader)})
+            outcomes[first.step_id] = Outcome(first.step_id, "done", external_id=bound, response=(
+                f"bound in this batch to a namesake's new customer (no email tells them apart): Customer {bound}"))
+        else:
+            outcomes[first.step_id] = Outcome(first.step_id, "failed", error=StepError(
+                "the namesake's customer could not be created in this batch", what_to_do="nothing; it is retried"))
     for items in shoppers.values():  # the shopper's other orders of this batch follow the first
         for item in items[1:]:
             bound = books.ledger.binding("quickbooks", "customer", customer_key(item.order))
@@ -84,41 +123,54 @@ def run(books: Books, kind: str, work: list[Work]) -> dict[int, Outcome]:
                 f"bound in this batch for another order of the shopper: Customer {bound}")) if bound else Outcome(
                 item.step_id, "failed", error=StepError("the shopper's customer could not be created in this batch",
                                                         what_to_do="nothing; it is retried"))
-    return stamp(work, outcomes)
+    return outcomes
 
 
-def _find(books: Books, shoppers: dict[str, Work]) -> tuple[dict[str, dict], dict[str, str]]:
-    """``({key: existing customer}, {key: display name to create})`` for the batch's shoppers."""
+def _find(books: Books, shoppers: dict[str, Work]) -> tuple[dict[str, dict], dict[str, str], dict[str, str]]:
+    """``({key: existing customer}, {key: display name to create}, {key: namesake key it follows})``.
+
+    A follower is a new shopper of this batch who takes a name another new shopper of the batch
+    takes first, and may be the same person (no two emails to tell them apart): one customer for
+    both, as QuickBooks' one-name-one-customer rule would make it anyway.
+    """
     found: dict[str, dict] = {}
-    emails = {key: item.order.customer.email.strip().lower() for key, item in shoppers.items()
-              if item.order.customer.email}
-    by_email = _by(_customers(books, "PrimaryEmailAddr", list(emails.values())), _email_of)
+    emails = {key: _email(item.order) for key, item in shoppers.items()}
+    by_email = _by(_customers(books, "PrimaryEmailAddr", [e for e in emails.values() if e]), _email_of)
     found.update({key: by_email[email] for key, email in emails.items() if email in by_email})
 
     names = {key: display_name(item.order, books.settings.display_name_template)
              for key, item in shoppers.items() if key not in found}
     by_name = _by(_customers(books, "DisplayName", list(names.values())), _name_of)
     renamed: dict[str, str] = {}  # a different person owns the name: a disambiguated one
-    claimed: dict[str, str] = {}  # name -> the new shopper of this batch who gets it
+    takers: dict[str, list[str]] = {}  # name -> the new shoppers of this batch taken to be its one person
+    person: dict[str, str] = {}  # name -> that person's email ("" while none of them has one)
     for key, name in names.items():
-        order = shoppers[key].order
-        owner = by_name.get(name.casefold())
-        if owner is not None and _same_person(owner, order):
-            found[key] = owner
-        elif owner is not None or (name.casefold() in claimed
-                                   and not _same_person_orders(shoppers[claimed[name.casefold()]].order, order)):
-            renamed[key] = disambiguated_name(name, order)
+        order, email, folded = shoppers[key].order, emails[key], name.casefold()
+        owner = by_name.get(folded)
+        if owner is not None:
+            if _same_person(owner, order):
+                found[key] = owner
+            else:
+                renamed[key] = disambiguated_name(name, order)
+        elif email and person.get(folded) and email != person[folded]:
+            renamed[key] = disambiguated_name(name, order)  # the name's person so far has another email
         else:
-            # A second new shopper with this name who may be the same person (one has no email):
-            # same name, so 6240 and its rescue bind them together, as before batching.
-            claimed.setdefault(name.casefold(), key)
+            takers.setdefault(folded, []).append(key)
+            person[folded] = person.get(folded) or email
+    followers: dict[str, str] = {}
+    for keys in takers.values():  # the one with an email creates the customer, so it carries the email
+        creator = next((k for k in keys if emails[k]), keys[0])
+        followers.update({k: creator for k in keys if k != creator})
     if renamed:
         by_name = _by(_customers(books, "DisplayName", list(renamed.values())), _name_of)
         for key, name in renamed.items():
             names[key] = name
-            if name.casefold() in by_name:
-                found[key] = by_name[name.casefold()]
-    return found, {key: name for key, name in names.items() if key not in found}
+            owner = by_name.get(name.casefold())
+            if owner is not None and _same_person(owner, shoppers[key].order):
+                found[key] = owner
+            # else: created; if another person owns even this name, the 6240 rescue says so
+    create = {key: name for key, name in names.items() if key not in found and key not in followers}
+    return found, create, followers
 
 
 def _customers(books: Books, field: str, values: list[str]) -> list[dict]:
@@ -167,19 +219,53 @@ def _pending(books: Books, item: Work, key: str, name: str) -> Pending:
     def rescue(exc: StepError) -> Outcome:
         if exc.code != str(DUPLICATE_NAME):
             raise exc
-        # 6240: the name exists after all (an inactive customer, a vendor, a race): find and bind it.
-        found = books.target.find_customer(display_name=name)
-        if found is None:
-            raise PermanentError(
-                f"QuickBooks says the name '{name}' is taken, but no customer has it (a vendor or employee "
-                "does)", system="quickbooks", code=exc.code,
-                what_to_do="rename the vendor or employee in QuickBooks, or change "
-                           "quickbooks.display_name_template; then replay") from exc
-        found = _active(books, key, found)
-        books.ledger.bind("quickbooks", "customer", key, found["Id"], {"DisplayName": name})
-        return Outcome(item.step_id, "done", external_id=found["Id"], note="bound after duplicate name")
+        # 6240: the name exists after all (an inactive customer, a vendor, a race): find and bind it -
+        # unless it is someone else's (both emails known and different): then the disambiguated name.
+        owner = _owner_of(books, name, exc)
+        if _same_person(owner, item.order):
+            return _bind_found(books, item, key, owner, name, "bound after duplicate name")
+        other = disambiguated_name(name, item.order)
+        if other.casefold() == name.casefold():
+            raise PermanentError(f"QuickBooks customer '{name}' belongs to {_email_of(owner)}, not to this "
+                                 f"shopper ({_email(item.order)})", system="quickbooks", code=exc.code,
+                                 what_to_do="rename one of them in QuickBooks or change "
+                                            "quickbooks.display_name_template; then replay") from exc
+        try:
+            created = books.target.create("Customer", customer_body(item.order, other),
+                                          request_id(key, "quickbooks.customer.renamed"))
+        except StepError as again:
+            if again.code != str(DUPLICATE_NAME):
+                raise
+            owner = _owner_of(books, other, again)
+            if not _same_person(owner, item.order):
+                raise PermanentError(f"QuickBooks customers '{name}' and '{other}' both belong to other "
+                                     "people", system="quickbooks", code=again.code,
+                                     what_to_do="rename one of them in QuickBooks or change "
+                                                "quickbooks.display_name_template; then replay") from again
+            return _bind_found(books, item, key, owner, other, "bound after duplicate name")
+        books.ledger.bind("quickbooks", "customer", key, created["Id"], {"DisplayName": other})
+        return Outcome(item.step_id, "done", external_id=created["Id"], created=True,
+                       note=f"created as '{other}': '{name}' belongs to another person")
     return Pending(item, "Customer", customer_body(item.order, name), request_id(key, "quickbooks.customer"),
                    done, rescue)
+
+
+def _owner_of(books: Books, name: str, exc: StepError) -> dict:
+    """The customer QuickBooks says owns ``name`` (6240); a vendor or employee owning it is the user's to fix."""
+    owner = books.target.find_customer(display_name=name)
+    if owner is None:
+        raise PermanentError(
+            f"QuickBooks says the name '{name}' is taken, but no customer has it (a vendor or employee "
+            "does)", system="quickbooks", code=exc.code,
+            what_to_do="rename the vendor or employee in QuickBooks, or change "
+                       "quickbooks.display_name_template; then replay") from exc
+    return owner
+
+
+def _bind_found(books: Books, item: Work, key: str, owner: dict, name: str, note: str) -> Outcome:
+    owner = _active(books, key, owner)
+    books.ledger.bind("quickbooks", "customer", key, owner["Id"], {"DisplayName": name})
+    return Outcome(item.step_id, "done", external_id=owner["Id"], note=note)
 
 
 def _active(books: Books, key: str, customer: dict) -> dict:
@@ -190,14 +276,11 @@ def _active(books: Books, key: str, customer: dict) -> dict:
                                             "Active": True}, request_id(key, "quickbooks.customer.reactivate"))
 
 
+def _email(order) -> str:
+    return (order.customer.email or "").strip().lower()
+
+
 def _same_person(customer: dict, order) -> bool:
     """A customer found by name is the shopper unless both have emails and they differ."""
-    theirs = _email_of(customer)
-    ours = (order.customer.email or "").strip().lower()
+    theirs, ours = _email_of(customer), _email(order)
     return not theirs or not ours or theirs == ours
-
-
-def _same_person_orders(first, second) -> bool:
-    """Two new shoppers of one batch with one name: the same person unless both emails differ."""
-    a, b = (first.customer.email or "").strip().lower(), (second.customer.email or "").strip().lower()
-    return not a or not b or a == b

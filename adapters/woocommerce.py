@@ -1,9 +1,9 @@
 """WooCommerce store adapter on the official ``woocommerce`` library (REST wc/v3).
 
 Incremental pull by ``modified_after``/``modified_before`` with
-``dates_are_gmt=true``, 100 per page, paged by ``X-WP-TotalPages`` (the
-``Link`` header carries stale OAuth parameters, so pages are built here;
-../shared/notes/woocommerce.md §1). The library signs OAuth 1.0a over http
+``dates_are_gmt=true``, 100 per page, paged by moving ``modified_after`` to
+the last order read (see ``fetch_changed``; the ``Link`` header carries stale
+OAuth parameters, so requests are built here; ../shared/notes/woocommerce.md §1). The library signs OAuth 1.0a over http
 and uses Basic auth over https by itself (§4). Its default 5 s timeout is
 too short for cheap hosting: ours is configurable, 30 s by default (§5).
 
@@ -47,6 +47,18 @@ def _retryable(exc: BaseException) -> bool:
 
 def wc_timestamp(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _version(order: dict) -> tuple:
+    return order.get("id"), order.get("date_modified_gmt") or ""
+
+
+def _modified(order: dict) -> datetime | None:
+    """The order's modification time (GMT, whole seconds), or None if the site sent none."""
+    text = order.get("date_modified_gmt")
+    if not text:
+        return None
+    return datetime.fromisoformat(text[:19]).replace(tzinfo=timezone.utc)
 
 
 class WooCommerceSource:
@@ -129,16 +141,22 @@ class WooCommerceSource:
         return found
 
     def fetch_changed(self, since: datetime, until: datetime) -> Iterator[list[dict]]:
-        """Yield pages of orders modified in ``[since, until)``.
+        """Yield pages of orders modified in ``[since, until)``, each order once.
 
-        WooCommerce's date bounds are exclusive (WP ``date_query``), so the
-        lower bound is moved one second back to make it inclusive; the
-        ledger drops what it already holds unchanged.
+        Read by a moving cursor on the modification time (notes §1), not by page number. By page
+        number, an order modified while the poll ran left the window, every later page moved up by
+        one, and the order that moved onto a page already read was never read - nor by the next poll,
+        its modification time being before that poll's window (16 of 2,500 orders in a scale-out run).
+
+        WooCommerce's date bounds are exclusive (WP ``date_query``) with whole seconds, so each query
+        asks from one second before the last order read; the orders of that second come again and are
+        dropped here by ``(id, date_modified_gmt)``. A full page all in one second pages on by number
+        within that second.
         """
-        page = 1
+        cursor, page = since - timedelta(seconds=1), 1
+        seen: set[tuple] = set()  # (id, date_modified_gmt) read at or after the cursor's second
         params = {
             "per_page": PER_PAGE,
-            "modified_after": wc_timestamp(since - timedelta(seconds=1)),
             "modified_before": wc_timestamp(until),
             "dates_are_gmt": "true",
             "orderby": "modified",
@@ -146,10 +164,16 @@ class WooCommerceSource:
             "status": "any",
         }
         while True:
-            response = self._checked("orders", {**params, "page": page})
-            orders = response.json()
-            yield [self._with_refunds(o) for o in orders]
-            total_pages = int(response.headers.get("X-WP-TotalPages") or 1)
-            if page >= total_pages or not orders:
+            orders = self._checked("orders", {**params, "modified_after": wc_timestamp(cursor),
+                                              "page": page}).json()
+            fresh = [o for o in orders if _version(o) not in seen]
+            seen.update(_version(o) for o in fresh)
+            yield [self._with_refunds(o) for o in fresh]
+            if len(orders) < PER_PAGE:
                 return
-            page += 1
+            last = _modified(orders[-1])
+            if last is not None and last - timedelta(seconds=1) > cursor:
+                cursor, page = last - timedelta(seconds=1), 1
+                seen = {v for v in seen if v[1] >= wc_timestamp(last)}  # only that second comes again
+            else:
+                page += 1

@@ -316,6 +316,8 @@ def main(argv=None) -> dict:
     out = {"summary": summary, "runs": runs, "machine": info, "total_s": round(total, 1),
            "command": "python benchmarks/bench_workers.py " + " ".join(argv if argv is not None else sys.argv[1:])}
     save("workers", out)
+    refresh_workers_section(out)
+    print(f"wrote {ROOT / 'benchmarks' / 'RESULTS.md'} section 5")
     return out
 
 

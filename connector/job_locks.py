@@ -10,7 +10,10 @@ each job must still run once at a time across all of them::
         ...
 
 The lock never waits: a node that finds it held skips this run, and the job's
-next tick tries again.
+next tick tries again. :func:`waiting_lock` is the same lock for work that must
+run, only not at the same time as another node's (QuickBooks' find-then-create
+of customers): it tries again every ``poll`` seconds until it holds the lock
+or ``timeout`` runs out.
 
 * PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``) on the
   job's own ledger connection, keyed by :func:`advisory_key` of the name. A
@@ -34,6 +37,7 @@ import os
 import socket
 import sqlite3
 import threading
+import time
 import uuid
 import weakref
 from contextlib import contextmanager
@@ -67,6 +71,20 @@ def job_lock(ledger, name: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS)
         if not held:
             LOG.debug("job %s skipped here: another node holds it", name)
         yield held
+
+
+@contextmanager
+def waiting_lock(ledger, name: str, *, timeout: float, poll: float = 0.05,
+                 lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Iterator[bool]:
+    """Hold the lock ``name`` for the block, waiting up to ``timeout`` seconds for another holder to let go;
+    yield whether it is held (False: the wait ran out, the caller tries again later)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with job_lock(ledger, name, lease_seconds=lease_seconds) as held:
+            if held or time.monotonic() >= deadline:
+                yield held
+                return
+        time.sleep(poll)
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------------

@@ -455,10 +455,7 @@ def refund_differences(states: dict, documents: list[dict], ledger_url: str) -> 
 
 def misattributed(company: dict, ledger_url: str) -> list[tuple[str, str, str]]:
     """Invoices and sales receipts booked to a customer whose email is another shopper's (both known):
-    (order key, the order's email, the customer's). Reported beside the figures, not asserted: the
-    ``quickbooks.customer`` step binds a shopper to a same-named customer of another email after a
-    "Duplicate Name" (6240) rescue, a few per thousand orders with one worker and more with several
-    (adapters/quickbooks_customers.py; to be made an assertion once that is fixed)."""
+    (order key, the order's email, the customer's)."""
     def email(customer: dict) -> str:
         return ((customer.get("PrimaryEmailAddr") or {}).get("Address") or "").strip().lower()
     customers = {c.get("Id"): email(c) for c in values(company.get("Customer", []))}
@@ -531,6 +528,10 @@ def exactly_once_problems(states: dict, ledger_url: str) -> tuple[list[str], dic
     if sum(payments.values()) != captured:
         problems.append(f"QuickBooks: {sum(payments.values())} payments for {captured} captured transactions "
                         "of invoiced orders")
+    wrong = misattributed(company, ledger_url)
+    if wrong:
+        problems.append(f"QuickBooks: {len(wrong)} invoices/sales receipts booked to another shopper's customer "
+                        f"(order, its email, the customer's), e.g. {wrong[:5]}")
     refunds = values(company.get("RefundReceipt", [])) + values(company.get("CreditMemo", []))
     refund_refs = Counter(r.get("DocNumber") for r in refunds)
     twice = sorted(str(k) for k, n in refund_refs.items() if n > 1)
@@ -544,7 +545,7 @@ def exactly_once_problems(states: dict, ledger_url: str) -> tuple[list[str], dic
                "deals": len(deals), "invoices": len(invoices), "sales_receipts": len(receipts),
                "customers": sum(customers.values()), "payments": sum(payments.values()),
                "refund_documents": len(refunds),
-               "documents_to_another_shoppers_customer": len(misattributed(company, ledger_url))}
+               "documents_to_another_shoppers_customer": len(wrong)}
     return problems, figures
 
 

@@ -9,6 +9,8 @@ The emulator's request counters say how many queries it cost.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import Counter
 from datetime import datetime, timezone
 
 import pytest
@@ -131,3 +133,92 @@ def test_in_refused_by_quickbooks_falls_back_to_one_query_per_email_and_logs_it_
     assert len([r for r in caplog.records if "PrimaryEmailAddr" in r.getMessage()]) == 1
     assert [o.state for o in first + second] == ["done"] * 30
     assert first[0].external_id == existing[0]["Id"] and first[1].external_id == existing[1]["Id"]
+
+
+# -- namesakes: never bound to a customer of another email (the scale-out run found these) -------------
+def emails_of_bound(sandbox, outcomes) -> dict[str, str]:
+    """{customer id: its email} for the customers the outcomes bound."""
+    by_id = {c["Id"]: (c.get("PrimaryEmailAddr") or {}).get("Address", "").lower()
+             for c in sandbox.state("quickbooks")["companies"][REALM]["Customer"]}
+    return {o.external_id: by_id[o.external_id] for o in outcomes}
+
+
+def misbound(sandbox, orders: list[Order], outcomes) -> list[tuple[str, str]]:
+    """(the order's email, the bound customer's) where both are known and differ."""
+    emails = emails_of_bound(sandbox, outcomes)
+    return [(o.customer.email, emails[out.external_id]) for o, out in zip(orders, outcomes)
+            if o.customer.email and emails[out.external_id] and emails[out.external_id] != o.customer.email.lower()]
+
+
+def test_a_namesake_is_compared_with_every_shopper_of_the_batch_who_took_the_name(sandbox, runner):
+    # A guest takes the name first; a shopper with an email may be the guest; a third with another
+    # email is not that person, though the guest (the first to take the name) has no email to differ.
+    orders = [shopper_order(1, None, "Sam", "Same"), shopper_order(2, "sam.a@example.com", "Sam", "Same"),
+              shopper_order(3, "sam.b@example.com", "Sam", "Same")]
+    outcomes = customer_step(runner, orders)
+    assert [o.state for o in outcomes] == ["done"] * 3, [(o.state, o.error) for o in outcomes]
+    assert misbound(sandbox, orders, outcomes) == []
+    now = customers(sandbox)
+    # One customer for the guest and sam.a, created with sam.a's email; sam.b under a name of its own.
+    assert outcomes[0].external_id == outcomes[1].external_id == now["Sam Same"]["Id"]
+    assert now["Sam Same"]["PrimaryEmailAddr"]["Address"] == "sam.a@example.com"
+    assert outcomes[2].external_id == now["Sam Same (sam.b@example.com)"]["Id"]
+
+
+def test_a_name_taken_meanwhile_by_another_person_is_created_under_the_disambiguated_name(sandbox, runner,
+                                                                                          monkeypatch):
+    # Another worker creates "Race Name" for someone else between our lookup and our create:
+    # the lookup is made to miss it, so our create meets QuickBooks' 6240 Duplicate Name.
+    owner = sandbox.control("quickbooks", "POST", f"companies/{REALM}/seed", json={"Customer": [
+        {"DisplayName": "Race Name", "PrimaryEmailAddr": {"Address": "first.racer@example.com"}}]})["Customer"][0]
+    real = runner.target.query
+    monkeypatch.setattr(runner.target, "query",
+                        lambda sql: {} if "DisplayName IN" in sql else real(sql))
+    orders = [shopper_order(1, "second.racer@example.com", "Race", "Name")]
+    outcomes = customer_step(runner, orders)
+    assert outcomes[0].state == "done", outcomes[0].error
+    assert outcomes[0].external_id != owner["Id"]
+    assert customers(sandbox)["Race Name (second.racer@example.com)"]["Id"] == outcomes[0].external_id
+    assert "belongs to another person" in outcomes[0].note
+
+
+def test_two_workers_creating_namesakes_at_once_never_share_or_double_a_customer(sandbox, tmp_path):
+    # Two workers (each its own ledger connection and QuickBooks session) run a batch at the same
+    # moment: the same names for different emails, and the same emails under different names (one
+    # shopper as the Shopify and the WooCommerce store know them). Their lookups are held until
+    # both have started, so without the per-company lock both would find nothing and both create.
+    settings = load_config(write_config(tmp_path, seed(sandbox.urls, orders=0)))
+    batches = [[shopper_order(n, f"twin{n}.{side}@example.com", "Twin", f"Pair{n}") for n in range(5)]
+               + [shopper_order(10 + n, f"both{n}@example.com", "Both", f"Pair{n} {side}") for n in range(5)]
+               for side in ("a", "b")]
+    barrier = threading.Barrier(2)
+    results: list = [None, None]
+
+    def worker(i: int) -> None:
+        ledger = Ledger(settings.ledger_path)
+        try:
+            run = build_runner(settings, ledger, "quickbooks")
+            real = run.target.query
+
+            def query(sql: str) -> dict:
+                if "PrimaryEmailAddr IN" in sql:
+                    try:  # meet the other worker here, or go on alone once it is shut out by the lock
+                        barrier.wait(timeout=2)
+                    except threading.BrokenBarrierError:
+                        pass
+                return real(sql)
+            run.target.query = query
+            results[i] = customer_step(run, batches[i], first_id=1 + 100 * i)
+        finally:
+            ledger.close()
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    orders, outcomes = batches[0] + batches[1], results[0] + results[1]
+    assert [o.state for o in outcomes] == ["done"] * 20, [(o.state, o.error) for o in outcomes]
+    assert misbound(sandbox, orders, outcomes) == []
+    per_email = Counter((c.get("PrimaryEmailAddr") or {}).get("Address", "").lower()
+                        for c in sandbox.state("quickbooks")["companies"][REALM]["Customer"])
+    assert per_email == Counter({o.customer.email: 1 for o in orders}), per_email

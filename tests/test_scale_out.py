@@ -24,8 +24,8 @@ half WooCommerce, the generator's variety) are seeded before anything starts.
 Then, once every step is in a final state and every store order is in the ledger at its latest
 version, the SANDBOX's state is checked (tests/scale_out_support.py ``exactly_once_problems``): one
 contact per email and one deal per order in HubSpot; one invoice or sales receipt per order, one
-customer per email, one payment per captured transaction of an invoiced order and one refund document
-per refund in QuickBooks. The sandbox's traffic report (``GET /_sandbox/traffic``) must show no 429
+customer per email, no invoice or sales receipt booked to a customer of another shopper's email, one
+payment per captured transaction of an invoiced order and one refund document per refund in QuickBooks. The sandbox's traffic report (``GET /_sandbox/traffic``) must show no 429
 and, for every account and every limit, at most the limit's units in any rolling window and at most
 the concurrency cap at once. Each worker must have booked something (the test proves concurrency,
 not one busy worker and three idle ones), and each daemon must have taken deliveries.

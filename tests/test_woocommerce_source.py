@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -61,7 +62,6 @@ def test_untrusted_certificate_is_a_clear_error_not_a_silent_downgrade(sandbox):
 
 
 def test_orders_with_refunds_carry_the_full_refund_objects(sandbox):
-    import httpx
     seed(sandbox.urls, orders=10)
     woo = sandbox.urls["woocommerce"]
     order = sandbox.state("woocommerce")["sites"][SITE]["orders"][0]
@@ -76,3 +76,21 @@ def test_orders_with_refunds_carry_the_full_refund_objects(sandbox):
     assert refund.note == "broken"
     assert [line.source_line_id for line in refund.lines] == [str(order["line_items"][0]["id"])]
     assert refund.lines[0].quantity == 1
+
+
+def test_an_order_modified_while_the_poll_pages_through_does_not_hide_another(sandbox):
+    # Paging by page number, an order of page 1 modified before page 2 is asked for leaves the
+    # window, page 2 starts one order later, and the order that moved onto page 1 is never read.
+    seed(sandbox.urls, orders=500)  # about 150 WooCommerce orders of a listed status: two pages
+    woo = f"{sandbox.urls['woocommerce']}/_sandbox/sites/{SITE}/orders"
+    source = WooCommerceSource(store(f"{sandbox.urls['woocommerce']}/site/{SITE}"))
+    until = datetime.now(timezone.utc) + timedelta(seconds=1)
+    pages = source.fetch_changed(FAR_PAST, until)
+    read = [o["id"] for o in next(pages)]
+    later = (until + timedelta(seconds=5)).strftime("%Y-%m-%dT%H:%M:%S")
+    for order_id in read[:3]:  # modified now: after the poll's window, so out of it from now on
+        httpx.post(f"{woo}/{order_id}/touch", json={"date_modified_gmt": later}).raise_for_status()
+    read += [o["id"] for page in pages for o in page]
+    everything = [o["id"] for o in pull_all(WooCommerceSource(store(f"{sandbox.urls['woocommerce']}/site/{SITE}")))]
+    assert sorted(set(read)) == sorted(set(everything)) and len(everything) > 100  # more than one page
+    assert len(read) == len(set(read)), "an order was yielded twice in one poll"
