@@ -17,6 +17,7 @@ from rich.table import Table
 CONFIG = click.option("--config", "config_path", default="config.yaml", show_default=True,
                       help="the YAML config file")
 STORE = click.option("--store", default=None, help="only this store")
+INBOX_WAIT_SECONDS = 30.0  # a daemon's inbox pass takes seconds; past this, say so rather than hang
 
 
 def _load(config_path: str):
@@ -141,13 +142,23 @@ def _report(settings, only: str | None, *, apply: bool, console, err_console) ->
 @CONFIG
 def process(config_path: str) -> None:
     """Process the inbox once: fetch announced orders fresh, record them, plan their steps."""
+    from connector.cli import _prepare_process
     from connector.intake import process_inbox
+    from connector.job_locks import waiting_lock
     from connector.ledger import Ledger
     settings = _load(config_path)
-    console, _ = _consoles()
+    console, err_console = _consoles()
+    _prepare_process(settings)  # its fetches share the stores' budgets with the daemons on this ledger
     ledger = Ledger(settings.ledger_url)
     try:
-        results = process_inbox(settings, ledger)
+        # The daemons' inbox job, run once across nodes: two at once would fetch the same orders twice.
+        with waiting_lock(ledger, "inbox", timeout=INBOX_WAIT_SECONDS) as held:
+            if not held:
+                err_console.print(f"A daemon on this ledger has been processing the inbox for over "
+                                  f"{INBOX_WAIT_SECONDS:g} s; nothing was done here. It processes these "
+                                  "deliveries too: check `o2c webhooks status`, or try again.")
+                sys.exit(2)
+            results = process_inbox(settings, ledger)
     finally:
         ledger.close()
     table = Table(title="Inbox processed")

@@ -73,32 +73,59 @@ def job_lock(ledger, name: str, *, lease_seconds: float = DEFAULT_LEASE_SECONDS)
         yield held
 
 
+_local_locks: dict[str, threading.Lock] = {}  # name -> the lock this process's threads queue on first
+
+
 @contextmanager
-def waiting_lock(ledger, name: str, *, timeout: float, poll: float = 0.05,
+def waiting_lock(ledger, name: str, *, timeout: float, poll: float = 0.02,
                  lease_seconds: float = DEFAULT_LEASE_SECONDS) -> Iterator[bool]:
     """Hold the lock ``name`` for the block, waiting up to ``timeout`` seconds for another holder to let go;
-    yield whether it is held (False: the wait ran out, the caller tries again later)."""
+    yield whether it is held (False: the wait ran out, the caller tries again later).
+
+    The threads of one process queue on a ``threading.Lock`` first, so only one of them at a time asks the
+    database. Then PostgreSQL waits in ``pg_advisory_lock`` under a ``lock_timeout`` (no polling; waiters are
+    served in turn); SQLite tries its lease again after ``poll`` seconds, doubling up to half a second.
+    """
     deadline = time.monotonic() + timeout
-    while True:
-        with job_lock(ledger, name, lease_seconds=lease_seconds) as held:
-            if held or time.monotonic() >= deadline:
+    with _held_guard:
+        local = _local_locks.setdefault(name, threading.Lock())
+    if not local.acquire(timeout=timeout):
+        yield False
+        return
+    try:
+        if ledger.backend == "postgresql":
+            with _pg_lock(ledger, name, lease_seconds, wait=max(0.001, deadline - time.monotonic())) as held:
                 yield held
-                return
-        time.sleep(poll)
+            return
+        delay = poll
+        while True:
+            with job_lock(ledger, name, lease_seconds=lease_seconds) as held:
+                if held or time.monotonic() >= deadline:
+                    yield held
+                    return
+            time.sleep(max(0.0, min(delay, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.5)
+    finally:
+        local.release()
 
 
 # -- PostgreSQL -----------------------------------------------------------------------------------
 @contextmanager
-def _pg_lock(ledger, name: str, _lease_seconds: float) -> Iterator[bool]:
+def _pg_lock(ledger, name: str, _lease_seconds: float, wait: float = 0.0) -> Iterator[bool]:
     conn = ledger.conn
     with _held_guard:
         names = _held_on.setdefault(conn, set())
         if name in names:
             held = False
-        else:
+        elif wait <= 0:
             held = bool(conn.execute("SELECT pg_try_advisory_lock(?)", (advisory_key(name),)).fetchone()[0])
-            if held:
-                names.add(name)
+        else:
+            held = False
+    if wait > 0 and name not in names:  # waits outside the guard: other connections' locks go on meanwhile
+        held = _pg_wait(conn, advisory_key(name), wait)
+    if held:
+        with _held_guard:
+            names.add(name)
     if not held:
         yield False
         return
@@ -113,6 +140,20 @@ def _pg_lock(ledger, name: str, _lease_seconds: float) -> Iterator[bool]:
             conn.execute("SELECT pg_advisory_unlock(?)", (advisory_key(name),))
         except Exception as exc:  # noqa: BLE001 - the connection is gone: so is the lock, with the session
             LOG.warning("could not release job lock %s (%s); it is freed when this connection closes", name, exc)
+
+
+def _pg_wait(conn, key: int, seconds: float) -> bool:
+    """``pg_advisory_lock`` that gives up after ``seconds`` (PostgreSQL's ``lock_timeout``, SQLSTATE 55P03)."""
+    conn.execute(f"SET lock_timeout = {max(1, int(seconds * 1000))}")
+    try:
+        conn.execute("SELECT pg_advisory_lock(?)", (key,))
+        return True
+    except Exception as exc:  # noqa: BLE001 - only the timeout is an answer; anything else is raised
+        if "lock timeout" not in str(exc):
+            raise
+        return False
+    finally:
+        conn.execute("SET lock_timeout = 0")
 
 
 # -- SQLite ---------------------------------------------------------------------------------------

@@ -10,13 +10,14 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
 from connector.daemon import Daemon, _extra_jobs
-from connector.job_locks import advisory_key, job_lock
+from connector.job_locks import advisory_key, job_lock, waiting_lock
 from connector.ledger import Ledger
 from tests.postgres_support import fresh_database
 from tests.test_status import make_settings
@@ -76,6 +77,51 @@ def test_a_job_that_fails_still_releases_its_lock(where):
     assert can_take(second, "reconcile")
     first.close()
     second.close()
+
+
+def test_a_waiting_lock_gives_up_after_its_timeout_and_takes_the_lock_once_it_is_free(where):
+    holder, waiter = Ledger(where), Ledger(where)
+    try:
+        with job_lock(holder, "quickbooks-customers:1") as held:
+            assert held
+            with waiting_lock(waiter, "quickbooks-customers:1", timeout=0.3) as got:
+                assert not got  # another node holds it the whole time
+        with waiting_lock(waiter, "quickbooks-customers:1", timeout=5) as got:
+            assert got
+            assert not can_take(holder, "quickbooks-customers:1")
+        assert can_take(holder, "quickbooks-customers:1")
+    finally:
+        holder.close()
+        waiter.close()
+
+
+def test_threads_on_their_own_connections_take_a_waiting_lock_one_at_a_time(where):
+    # The read-modify-write below loses updates unless the lock keeps the threads apart.
+    inside, most, total = [0], [0], [0]
+    guard = threading.Lock()
+
+    def work() -> None:
+        ledger = Ledger(where)
+        try:
+            for _ in range(5):
+                with waiting_lock(ledger, "one-at-a-time", timeout=30) as got:
+                    assert got
+                    with guard:
+                        inside[0] += 1
+                        most[0] = max(most[0], inside[0])
+                    seen = total[0]
+                    time.sleep(0.01)
+                    total[0] = seen + 1
+                    with guard:
+                        inside[0] -= 1
+        finally:
+            ledger.close()
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert (most[0], total[0]) == (1, 20)
 
 
 def test_postgres_frees_the_lock_of_a_node_that_died(tmp_path):

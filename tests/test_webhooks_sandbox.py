@@ -352,3 +352,24 @@ def test_the_daemons_health_check_recreates_and_reenables_and_records_what_it_di
     assert "REFUNDS_CREATE created" in events[0][1] and "order.created re-enabled" in events[1][1]
     topics = sorted(s["topic"] for s in sandbox.state("shopify")["shops"][SHOP]["webhook_subscriptions"])
     assert topics == sorted(["ORDERS_CREATE", "ORDERS_UPDATED", "ORDERS_PAID", "ORDERS_CANCELLED", "REFUNDS_CREATE"])
+
+
+def test_processing_the_inbox_by_hand_waits_for_a_daemon_doing_it_and_says_so(live, monkeypatch):
+    from connector import cli_webhooks
+    from connector.job_locks import job_lock
+    from connector.ledger import Ledger
+    _, server, settings = live
+    monkeypatch.setattr(cli_webhooks, "INBOX_WAIT_SECONDS", 0.5)
+    daemon = Ledger(settings.ledger_path)  # a daemon's inbox job, holding the lock on its own connection
+    try:
+        with job_lock(daemon, "inbox") as held:
+            assert held
+            busy = cli(config_path(server), "process")
+        assert busy.exit_code == 2, busy.output
+        said = " ".join(busy.output.split())  # the console wraps lines
+        assert "processing the inbox" in said and "nothing was done here" in said, said
+    finally:
+        daemon.close()
+    done = cli(config_path(server), "process")  # the daemon let go
+    assert done.exit_code == 0, done.output
+    assert "Inbox processed" in done.output
