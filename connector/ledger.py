@@ -226,9 +226,8 @@ class Ledger:
         Read only, for reports and tests; a worker takes steps with :meth:`claim_due`, never by reading
         them here and claiming after (another worker could take the same ones in between).
         """
-        rows = self.conn.execute(ledger_claims.DUE_STEPS,
-                                 ledger_claims.due_params(kind, iso(now or utcnow()), limit)).fetchall()
-        return [StepRow(*row) for row in rows]
+        rows = ledger_claims.due_rows(self.conn, self.backend, kind, iso(now or utcnow()), limit)
+        return [StepRow(*row[:8]) for row in rows]
 
     def claim_due(self, kind: str, limit: int, lease_seconds: int = 300,
                   now: datetime | None = None) -> list[StepRow]:
@@ -245,8 +244,7 @@ class Ledger:
         token = ledger_claims.new_claim_token()
         lease, stamp = iso(moment + timedelta(seconds=lease_seconds)), iso(utcnow())
         with self._claim_transaction():
-            rows = self.conn.execute(ledger_claims.DUE_STEPS_FOR_CLAIM[self.backend],
-                                     ledger_claims.due_params(kind, iso(moment), limit)).fetchall()
+            rows = ledger_claims.due_rows(self.conn, self.backend, kind, iso(moment), limit, claim=True)
             ids = [row[0] for row in rows]
             for start in range(0, len(ids), ledger_claims.CLAIM_CHUNK):
                 chunk = ids[start:start + ledger_claims.CLAIM_CHUNK]

@@ -34,10 +34,20 @@ LOG = logging.getLogger("o2c.claims")
 # go by the order's own few steps (the (order_key, step) key). PostgreSQL, before it has statistics for
 # a freshly filled table, otherwise ANDs in a bitmap of every done step per candidate: 60 s instead of
 # 20 ms to claim 50 steps among 100,000.
+# The open steps (pending, failed, in flight) have an index of their own (migration 12, ``steps_open``
+# on (step, priority, id) where the state is open); the condition below is that index's own, word for
+# word, so that both databases know they may use it. A kind is looked up twice, each an index range:
+# its plain step (``kind``, read in queue order straight off the index) and its variants
+# (``kind:<id>``, the range between ``kind:`` and ``kind;``), merged by queue order. Before, one query
+# matched ``step = ? OR substr(step, ...)``, which no index serves: every claim walked the whole steps
+# table in queue order, done steps included, so idle workers kept the ledger's CPU busy (4 idle workers
+# on 26,000 steps took both cores of the machine).
+_OPEN = "s.state IN ('pending', 'failed', 'in_flight')"
 _DUE = """
-    SELECT s.id, s.order_key, s.step, s.state, s.attempts, s.request_id, s.external_id, s.planned_hash
-    FROM steps s
-    WHERE (s.step = ? OR substr(s.step, 1, ?) = ?)
+    SELECT s.id, s.order_key, s.step, s.state, s.attempts, s.request_id, s.external_id, s.planned_hash,
+           s.priority
+    FROM steps s{index}
+    WHERE {open} AND {step}
       AND (s.state = 'pending' OR (s.state = 'failed' AND s.next_attempt_at <= ?)
            OR (s.state = 'in_flight' AND s.lease_until <= ?))
       AND (s.depends_on = ''
@@ -48,9 +58,14 @@ _DUE = """
     ORDER BY s.priority, s.id
     LIMIT ?
 """
-DUE_STEPS = _DUE
+# SQLite is told the index: without statistics its planner reads the variants' range through the
+# index on (state, next_attempt_at) instead, every open step of every kind (100 ms at 50,000 orders).
+_INDEX = {"sqlite": " INDEXED BY steps_open", "postgresql": ""}
+DUE_PLAIN = {backend: _DUE.format(index=index, open=_OPEN, step="s.step = ?") for backend, index in _INDEX.items()}
+DUE_VARIANTS = {backend: _DUE.format(index=index, open=_OPEN, step="s.step > ? AND s.step < ?")
+                for backend, index in _INDEX.items()}
 # Rows another worker is claiming this instant are skipped, not waited for (PostgreSQL only).
-DUE_STEPS_FOR_CLAIM = {"sqlite": _DUE, "postgresql": _DUE + " FOR UPDATE OF s SKIP LOCKED"}
+FOR_CLAIM = {"sqlite": "", "postgresql": " FOR UPDATE OF s SKIP LOCKED"}
 
 MARK_CLAIMED = ("UPDATE steps SET state = 'in_flight', attempts = attempts + 1, lease_until = ?, claim_token = ?,"
                 " updated_at = ? WHERE id IN ({ids})")
@@ -59,9 +74,18 @@ STILL_CLAIMED = " AND state = 'in_flight' AND claim_token = ?"
 CLAIM_CHUNK = 500  # ids per UPDATE: far below either database's limit on parameters
 
 
-def due_params(kind: str, now_iso: str, limit: int) -> tuple:
-    """The parameters of :data:`DUE_STEPS` for steps of ``kind`` (``kind`` or ``kind:<id>``) due at ``now_iso``."""
-    return (kind, len(kind) + 1, kind + ":", now_iso, now_iso, limit)
+def due_rows(conn, backend: str, kind: str, now_iso: str, limit: int, *, claim: bool = False) -> list[tuple]:
+    """Up to ``limit`` due steps of ``kind`` (``kind`` or ``kind:<id>``) at ``now_iso``, in queue order.
+
+    Rows are ``(id, order_key, step, state, attempts, request_id, external_id, planned_hash, priority)``.
+    ``claim``: the rows are being claimed (PostgreSQL locks them, skipping those another worker is
+    claiming; a row the merge leaves out stays locked only until the claim's transaction ends).
+    """
+    lock = FOR_CLAIM[backend] if claim else ""
+    rows = conn.execute(DUE_PLAIN[backend] + lock, (kind, now_iso, now_iso, limit)).fetchall()
+    rows += conn.execute(DUE_VARIANTS[backend] + lock,
+                         (kind + ":", kind + ";", now_iso, now_iso, limit)).fetchall()
+    return sorted(rows, key=lambda row: (row[8], row[0]))[:limit]
 
 
 def new_claim_token() -> str:

@@ -283,6 +283,13 @@ MIGRATIONS: list[tuple[int, str, str]] = [
             blocked_until REAL NOT NULL
         );
     """),
+    (12, "open steps index", """
+        -- Workers claim due steps of one kind in queue order (connector/ledger_claims.py). Only the open
+        -- steps can be due, and once a ledger has booked its history nearly all steps are done: an index
+        -- of the open ones alone keeps a claim (and an idle worker's every poll) to the steps that matter.
+        -- The condition must stay word for word the claim query's, or SQLite will not use it.
+        CREATE INDEX steps_open ON steps(step, priority, id) WHERE state IN ('pending', 'failed', 'in_flight');
+    """),
 ]
 
 
