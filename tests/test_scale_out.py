@@ -235,11 +235,9 @@ def test_four_workers_and_two_daemons_on_one_postgresql_ledger_book_every_order_
         deadline = time.monotonic() + CONVERGE_SECONDS
         watch = LedgerWatch(postgres_url)
         # The stores start changing once the history is in (the WooCommerce site's through the daemons'
-        # first poll), while the workers are still booking it. Not before: a WooCommerce poll pages
-        # through the window by offset, ordered by modification time, and an order modified between two
-        # of its pages leaves the window and shifts the rest, so one order is skipped for each such
-        # change, and never read again (adapters/woocommerce.py fetch_changed; not what this test is
-        # about, reported separately).
+        # first poll), while the workers are still booking it, so that Arrivals can pick from what is
+        # there. (A WooCommerce poll used to skip an order for each order modified between two of its
+        # pages; it reads by a moving cursor now, tests/test_woocommerce_source.py.)
         while watch.progress()["orders"] < ORDERS:
             for node in nodes:
                 assert node.alive(), f"{node.name} exited ({node.proc.returncode}):\n{node.output()}"
