@@ -30,7 +30,7 @@ test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
 
 # Issue 10's proof, too long for every `make test`: 4 workers and 2 daemons on one PostgreSQL ledger
-# book 5,000 orders exactly once within the vendors' limits (tests/test_scale_out.py, 4-8 minutes).
+# book 5,000 orders exactly once within the vendors' limits (tests/test_scale_out.py, about 4 minutes).
 test-scale-out: $(STAMP)
 	O2C_SCALE_OUT=1 O2C_REQUIRE_POSTGRES=1 $(BIN)/python -m pytest -q -s tests/test_scale_out.py
 

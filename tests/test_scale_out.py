@@ -31,7 +31,7 @@ the concurrency cap at once. Each worker must have booked something (the test pr
 not one busy worker and three idle ones), and each daemon must have taken deliveries.
 
 Without PostgreSQL the test skips, saying why (tests/postgres_support.py); with
-``O2C_REQUIRE_POSTGRES=1`` (CI) it fails instead. It takes four to eight minutes on a 2-core
+``O2C_REQUIRE_POSTGRES=1`` (CI) it fails instead. It takes about four minutes on a quiet 2-core
 machine; its phases' timings are printed (``pytest -s``).
 """
 
@@ -55,11 +55,12 @@ from tests.scale_out_support import (SHOP, SITE, Arrivals, LedgerWatch, all_fina
                                      traffic_problems, wait_listening, write_node_config)
 from tests.webhook_support import free_port
 
-# Opt-in: it takes 4 to 8 minutes on a 2-core machine, which would push `make test` past CI's 20.
+# Opt-in: about 4 minutes on a quiet 2-core machine (232 s), which with the rest of `make test` (16-17
+# minutes) would take CI past its 20.
 # `make test-scale-out` runs it (with PostgreSQL required).
 pytestmark = pytest.mark.skipif(os.environ.get("O2C_SCALE_OUT") != "1",
                                 reason="the 5,000-order scale-out test is opt-in: run `make test-scale-out` "
-                                       "(or set O2C_SCALE_OUT=1); it takes 4 to 8 minutes")
+                                       "(or set O2C_SCALE_OUT=1); it takes about 4 minutes")
 ORDERS = int(os.environ.get("O2C_SCALE_OUT_ORDERS", "5000"))
 WORKERS = 4
 DAEMONS = 2
