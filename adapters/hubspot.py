@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import threading
 import time
 from dataclasses import dataclass
 
@@ -85,6 +86,16 @@ def path_rewriter(api_version: str):
     return factory
 
 
+# Typed SDK APIs by (host, token's hash, API version, path), for the whole process. Each discovery
+# lookup builds a Configuration, an ApiClient and a connection pool; a Configuration sets its loggers'
+# levels, and each setLevel clears the cache of every logger under logging's global lock. Built per
+# target, that was a third of the connector's CPU (benchmarks/RESULTS.md §2), as workers build their
+# targets for every round. The APIs hold no per-call state (urllib3's pool is thread-safe), so threads
+# share them.
+_SHARED_APIS: dict[tuple, object] = {}
+_SHARED_GUARD = threading.Lock()
+
+
 class HubSpotTarget:
     """Write contacts, deals, line items and associations to one HubSpot account."""
 
@@ -103,20 +114,21 @@ class HubSpotTarget:
         # The in-request retry policy: _send runs it so that every try takes a slot; urllib3 must not retry.
         self._retry = Retry(total=5, status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
                             backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=True)
-        self._client = HubSpot(
-            access_token=token,
-            host=settings.host,
-            retry=Retry(0, read=False),
-            api_factory=path_rewriter(getattr(settings, "api_version", "legacy")),
-        )
+        self._client_key = (settings.host, account_key(token), getattr(settings, "api_version", "legacy"))
+        self._token = token
 
     def _api(self, *path: str):
-        """A typed SDK API, built once (each discovery lookup builds a new client and pool)."""
+        """A typed SDK API, built once per process and shared by its targets (see :data:`_SHARED_APIS`)."""
         if path not in self._apis:
-            api = self._client.crm
-            for part in path:
-                api = getattr(api, part)
-            self._apis[path] = api
+            key = (*self._client_key, path)
+            with _SHARED_GUARD:
+                if key not in _SHARED_APIS:
+                    api = HubSpot(access_token=self._token, host=self._client_key[0], retry=Retry(0, read=False),
+                                  api_factory=path_rewriter(self._client_key[2])).crm
+                    for part in path:
+                        api = getattr(api, part)
+                    _SHARED_APIS[key] = api
+                self._apis[path] = _SHARED_APIS[key]
         return self._apis[path]
 
     def _send(self, call, *args, budget=None, **kwargs):

@@ -61,6 +61,7 @@ from urllib.parse import urlsplit, urlunsplit
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.common import (HUBSPOT_PER_10S, QBO_BATCH_PER_MINUTE, QBO_PER_MINUTE, ROOT,  # noqa: E402
                                Sandbox, machine, sandbox_options, save, seed, status_429)
+from benchmarks.results_md import refresh_workers_section  # noqa: E402
 from tests.scale_out_support import (LedgerWatch, all_final, ledger_progress, limit_rows, machine_busy,  # noqa: E402
                                      proc_cpu_seconds, query, start_node, stop_nodes, traffic,
                                      traffic_problems, write_node_config)

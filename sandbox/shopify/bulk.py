@@ -2,7 +2,8 @@
 
 ``bulkOperationRunQuery`` answers ``CREATED``; the operation then reads
 ``RUNNING`` until ``bulk_seconds`` (default 0.2 s, per-shop config) have passed,
-and ``COMPLETED`` after, when its result is rendered: the inner query runs
+and ``COMPLETED`` after, once its result is rendered (on a thread of its own, see
+``advance``): the inner query runs
 without page sizes or the 250 cap, and every node of a nested connection
 becomes its own JSONL line carrying ``"__parentId"`` (fixture
 bulk/products_variants.example.jsonl). With ``groupObjects: false`` (the
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import gc
 import json
+import threading
 import time
 from datetime import datetime, timezone
 from urllib.parse import quote
@@ -101,29 +103,57 @@ def render_jsonl(schema, store, shop, query: str, grouped: bool) -> tuple[str, i
     return text, len(lines), roots
 
 
+_renders: dict[str, threading.Thread] = {}  # bulk op gid -> the thread rendering its result
+RENDER_INLINE_SECONDS = 1.0  # a render done within this answers the same poll COMPLETED, as before threads
+
+
 def advance(store, shop, op: dict, base_url: str | None = None) -> dict:
-    """Move ``op`` along CREATED -> RUNNING -> COMPLETED as time passes; returns ``op``."""
+    """Move ``op`` along CREATED -> RUNNING -> COMPLETED as time passes; returns ``op``.
+
+    The result is rendered on a thread of its own, as Shopify runs a bulk operation apart from the
+    API: a whole shop of 100,000 orders takes minutes to render, and done inside a poll it held the
+    emulator's event loop for longer than any client waits (the connector's poll timed out, five
+    times). A poll waits up to :data:`RENDER_INLINE_SECONDS` for the render; after that it answers
+    ``RUNNING`` until the render is done.
+    """
     if op["status"] not in ("CREATED", "RUNNING", "CANCELING"):
         return op
     if op["status"] == "CANCELING":
         op.update(status="CANCELED", completedAt=_now())
         return op
+    op["status"] = "RUNNING"
     if time.monotonic() - op["_started"] < op["_seconds"]:
-        op["status"] = "RUNNING"
         return op
+    render = _renders.get(op["id"])
+    if render is None:
+        render = threading.Thread(target=_render, args=(store, shop, op, base_url or op["_base_url"]),
+                                  name=f"bulk-render-{op['id'].rsplit('/', 1)[-1]}", daemon=True)
+        _renders[op["id"]] = render
+        render.start()
+    render.join(RENDER_INLINE_SECONDS)
+    if not render.is_alive():
+        _renders.pop(op["id"], None)
+    return op
+
+
+def _render(store, shop, op: dict, base_url: str) -> None:
+    """Render ``op``'s result and complete it (unless it was cancelled meanwhile)."""
     from sandbox.shopify.schema import get_schema  # local: schema imports this module
 
     number = op["id"].rsplit("/", 1)[-1]
     try:
         text, count, roots = render_jsonl(get_schema(), store, shop, op["query"], op["_grouped"])
     except ValueError:
-        op.update(status="FAILED", errorCode="INTERNAL_SERVER_ERROR", completedAt=_now())
-        return op
+        if op["status"] == "RUNNING":
+            op.update(status="FAILED", errorCode="INTERNAL_SERVER_ERROR", completedAt=_now())
+        return
+    if op["status"] != "RUNNING":  # cancelled while rendering
+        return
     shop.bulk_results[op["id"]] = text
-    op.update(status="COMPLETED", completedAt=_now(), objectCount=str(count), rootObjectCount=str(roots),
+    op.update(objectCount=str(count), rootObjectCount=str(roots),
               fileSize=str(len(text.encode())) if count else None,
-              url=file_url(base_url or op["_base_url"], shop.name, number) if count else None)
-    return op
+              url=file_url(base_url, shop.name, number) if count else None)
+    op.update(status="COMPLETED", completedAt=_now())  # last: a poll reading COMPLETED finds the url set
 
 
 def _advance_field(info, op):
