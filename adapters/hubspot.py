@@ -50,6 +50,28 @@ DEAL_TO_CONTACT, DEAL_TO_LINE_ITEM = 3, 19
 RETRYABLE_CATEGORIES = {"RATE_LIMIT", "RATE_LIMITS", "INTERNAL_ERROR", "SERVICE_UNAVAILABLE", "TIMEOUT", "LOCKED"}
 
 
+# The SDK packages whose models this module builds or receives.
+MODEL_PACKAGES = (*PACKAGES.values(), "hubspot.crm.associations.v4")
+
+
+def share_model_configurations() -> None:
+    """Let every model of the SDK's packages share one ``Configuration`` per package.
+
+    A generated model built without ``local_vars_configuration`` (ours, and every one the SDK makes
+    from an answer) asks ``Configuration.get_default_copy()``, which builds a new Configuration: it
+    sets its loggers' levels, and each ``setLevel`` clears every logger's cache under logging's global
+    lock. That was a third of the connector's CPU in the engine profile (42,668 Configurations for the
+    associations of 1,000 orders; benchmarks/RESULTS.md §2). Models only read the configuration's
+    ``client_side_validation``, so one shared instance per package serves them all.
+    """
+    for package in MODEL_PACKAGES:
+        configuration = importlib.import_module(package).Configuration
+        if not getattr(configuration, "_o2c_shared", False):
+            shared = configuration()
+            configuration.get_default_copy = classmethod(lambda _cls, shared=shared: shared)
+            configuration._o2c_shared = True
+
+
 @dataclass(frozen=True)
 class WriteResult:
     """How one keyed input of a batch ended."""
@@ -87,11 +109,9 @@ def path_rewriter(api_version: str):
 
 
 # Typed SDK APIs by (host, token's hash, API version, path), for the whole process. Each discovery
-# lookup builds a Configuration, an ApiClient and a connection pool; a Configuration sets its loggers'
-# levels, and each setLevel clears the cache of every logger under logging's global lock. Built per
-# target, that was a third of the connector's CPU (benchmarks/RESULTS.md §2), as workers build their
-# targets for every round. The APIs hold no per-call state (urllib3's pool is thread-safe), so threads
-# share them.
+# lookup builds a Configuration, an ApiClient and a connection pool, and workers build their targets
+# for every round. The APIs hold no per-call state (urllib3's pool is thread-safe), so threads share
+# them. (The models' Configurations were the costly part: see share_model_configurations.)
 _SHARED_APIS: dict[tuple, object] = {}
 _SHARED_GUARD = threading.Lock()
 
@@ -114,6 +134,7 @@ class HubSpotTarget:
         # The in-request retry policy: _send runs it so that every try takes a slot; urllib3 must not retry.
         self._retry = Retry(total=5, status_forcelist=(429, 500, 502, 503, 504), allowed_methods=None,
                             backoff_factor=0.5, raise_on_status=False, respect_retry_after_header=True)
+        share_model_configurations()
         self._client_key = (settings.host, account_key(token), getattr(settings, "api_version", "legacy"))
         self._token = token
 
