@@ -3,8 +3,8 @@
 Incremental pull by ``modified_after``/``modified_before`` with
 ``dates_are_gmt=true``, 100 per page, paged by moving ``modified_after`` to
 the last order read (see ``fetch_changed``; the ``Link`` header carries stale
-OAuth parameters, so requests are built here; ../shared/notes/woocommerce.md §1). The library signs OAuth 1.0a over http
-and uses Basic auth over https by itself (§4). Its default 5 s timeout is
+OAuth parameters, so requests are built here; ../shared/notes/woocommerce.md
+§1). The library signs OAuth 1.0a over http and uses Basic auth over https by itself (§4). Its default 5 s timeout is
 too short for cheap hosting: ours is configurable, 30 s by default (§5).
 
 Recovery table:
@@ -173,7 +173,7 @@ class WooCommerceSource:
                 return
             last = _modified(orders[-1])
             if last is not None and last - timedelta(seconds=1) > cursor:
-                cursor, page = last - timedelta(seconds=1), 1
-                seen = {v for v in seen if v[1] >= wc_timestamp(last)}  # only that second comes again
+                cursor, page, second = last - timedelta(seconds=1), 1, wc_timestamp(last)
+                seen = {v for v in seen if v[1] >= second}  # only that second comes again
             else:
                 page += 1

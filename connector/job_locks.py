@@ -12,8 +12,7 @@ each job must still run once at a time across all of them::
 The lock never waits: a node that finds it held skips this run, and the job's
 next tick tries again. :func:`waiting_lock` is the same lock for work that must
 run, only not at the same time as another node's (QuickBooks' find-then-create
-of customers): it tries again every ``poll`` seconds until it holds the lock
-or ``timeout`` runs out.
+of customers): it waits until it holds the lock or ``timeout`` runs out.
 
 * PostgreSQL: a session-level advisory lock (``pg_try_advisory_lock``) on the
   job's own ledger connection, keyed by :func:`advisory_key` of the name. A
@@ -115,13 +114,12 @@ def _pg_lock(ledger, name: str, _lease_seconds: float, wait: float = 0.0) -> Ite
     conn = ledger.conn
     with _held_guard:
         names = _held_on.setdefault(conn, set())
-        if name in names:
-            held = False
-        elif wait <= 0:
+        mine = name in names
+        if not mine and wait <= 0:
             held = bool(conn.execute("SELECT pg_try_advisory_lock(?)", (advisory_key(name),)).fetchone()[0])
-        else:
-            held = False
-    if wait > 0 and name not in names:  # waits outside the guard: other connections' locks go on meanwhile
+    if mine:
+        held = False
+    elif wait > 0:  # waits outside the guard: other connections' locks go on meanwhile
         held = _pg_wait(conn, advisory_key(name), wait)
     if held:
         with _held_guard:
