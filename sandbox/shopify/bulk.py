@@ -25,6 +25,11 @@ from urllib.parse import quote
 
 from graphql import execute, get_named_type, parse, validate
 
+from sandbox.shopify.bulk_projector import project
+
+# json.dumps(line, separators=(",", ":")) without building an encoder for each of the (millions of) lines.
+_encode = json.JSONEncoder(separators=(",", ":")).encode
+
 MAX_RUNNING = 5  # 2026-01+: up to 5 bulk query operations per shop (notes §1 Bulk)
 DEFAULT_SECONDS = 0.2
 
@@ -83,12 +88,16 @@ def render_jsonl(schema, store, shop, query: str, grouped: bool) -> tuple[str, i
     enabled = gc.isenabled()
     gc.disable()
     try:
-        result = execute(schema, parse(query), context_value={"shop": shop, "store": store, "bulk": True})
-        if result.errors or not result.data:
-            raise ValueError("; ".join(e.message for e in result.errors or []) or "no data")
+        document, context = parse(query), {"shop": shop, "store": store, "bulk": True}
+        data = project(schema, document, context)  # execute() took 32 s on 10,000 orders, this 4 s
+        if data is None:  # a shape or value the projector leaves to graphql-core (errors, too)
+            result = execute(schema, document, context_value=context)
+            if result.errors or not result.data:
+                raise ValueError("; ".join(e.message for e in result.errors or []) or "no data")
+            data = result.data
         lines: list[dict] = []
         roots = 0
-        for value in result.data.values():
+        for value in data.values():
             if not _is_connection(value):
                 continue
             later: list[dict] = []
@@ -96,7 +105,7 @@ def render_jsonl(schema, store, shop, query: str, grouped: bool) -> tuple[str, i
                 roots += 1
                 _flatten(node, None, grouped, lines, later)
             lines.extend(later)
-        text = "".join(json.dumps(line, separators=(",", ":")) + "\n" for line in lines)
+        text = "".join(_encode(line) + "\n" for line in lines)
     finally:
         if enabled:
             gc.enable()

@@ -628,3 +628,32 @@ def test_without_read_all_orders_only_the_last_60_days_are_visible(box):
     box.configure(visible_days=60)
     names = [n["name"] for n in _all_pages(box, {"first": 10})]
     assert names == ["#2001"]
+
+
+def test_a_merchant_action_on_one_order_leaves_every_other_order_as_it_was():
+    # Equal MoneyBags are one shared dict (render.py _BAGS): an action that changed a bag in place
+    # would change every other order showing that amount too.
+    import copy
+
+    from sandbox.shopify.cancel import cancel_order
+    from sandbox.shopify.payments import pay_order
+    from sandbox.shopify.refunds import add_refund
+    from sandbox.shopify.render import render_order
+    from sandbox.shopify.store import Store
+
+    store = Store()
+    shop = store.ensure_shop("bags", "shpat_bags")
+    for spec in generate_orders(3, 60):
+        store.add_order(shop, render_order(store, shop, spec))
+    orders = shop.orders
+    paid = [o for o in orders if o["displayFinancialStatus"] == "PAID" and not o["refunds"]]
+    unpaid = [o for o in orders if o["displayFinancialStatus"] in ("PENDING", "AUTHORIZED")]
+    assert len(paid) >= 2 and unpaid
+    acted = {id(paid[0]), id(paid[1]), id(unpaid[0])}
+    before = copy.deepcopy([o for o in orders if id(o) not in acted])
+    line = paid[0]["lineItems"][0]
+    add_refund(store, shop, paid[0], {"lines": [{"sku": line["sku"], "quantity": 1}], "shipping": True})
+    cancel_order(store, shop, paid[1], {"reason": "CUSTOMER", "refund": True})
+    pay_order(store, unpaid[0], {})
+    assert [o for o in orders if id(o) not in acted] == before
+    assert paid[0]["totalRefundedSet"]["shopMoney"]["amount"] != "0.0"  # the actions did change their orders
