@@ -94,3 +94,51 @@ def test_an_order_modified_while_the_poll_pages_through_does_not_hide_another(sa
     everything = [o["id"] for o in pull_all(WooCommerceSource(store(f"{sandbox.urls['woocommerce']}/site/{SITE}")))]
     assert sorted(set(read)) == sorted(set(everything)) and len(everything) > 100  # more than one page
     assert len(read) == len(set(read)), "an order was yielded twice in one poll"
+
+
+def _refund(woo: str, order: dict, reason: str, amount: str | None = None) -> None:
+    body = {"amount": amount} if amount else {"line_items": [{"id": order["line_items"][0]["id"], "quantity": 1}]}
+    httpx.post(f"{woo}/_sandbox/sites/{SITE}/orders/{order['id']}/refunds", json={**body, "reason": reason},
+               timeout=10).raise_for_status()
+
+
+def _refund_requests(woo: str) -> dict[str, int]:
+    by_endpoint = httpx.get(f"{woo}/_sandbox/counters", timeout=10).json()["by_endpoint"]
+    return {label: sum(statuses.values()) for label, statuses in by_endpoint.items() if "refunds" in label}
+
+
+def _site_version(woo: str, version: str) -> None:
+    httpx.post(f"{woo}/_sandbox/sites/{SITE}/orders", json={"settings": {"wc_version": version}, "orders": []},
+               timeout=10).raise_for_status()
+
+
+def test_a_woocommerce_9_site_gives_a_pages_refunds_in_one_request_and_the_same_orders(sandbox):
+    seed(sandbox.urls, orders=40)
+    woo = sandbox.urls["woocommerce"]
+    orders = [o for o in sandbox.state("woocommerce")["sites"][SITE]["orders"] if o["line_items"]][:4]
+    for n, order in enumerate(orders):
+        _refund(woo, order, f"first {n}")
+    _refund(woo, orders[0], "second", amount="1.00")  # an order with two refunds keeps both, newest first
+    _site_version(woo, "9.0.0")
+    refunded = sum(1 for o in sandbox.state("woocommerce")["sites"][SITE]["orders"] if o["refunds"])
+    assert refunded >= len(orders)
+    before = _refund_requests(woo)
+    newer = WooCommerceSource(store(f"{woo}/site/{SITE}"))
+    by_one_request = {o["id"]: newer.to_order(o) for o in pull_all(newer)}
+    asked = {k: v - before.get(k, 0) for k, v in _refund_requests(woo).items()}
+    assert asked.get("GET /wc/v3/refunds") == 1 and not asked.get("GET /wc/v3/orders/<id>/refunds")
+
+    _site_version(woo, "8.9.3")  # the route is gone: the same orders, read order by order
+    before = _refund_requests(woo)
+    older = WooCommerceSource(store(f"{woo}/site/{SITE}"))
+    by_order = {o["id"]: older.to_order(o) for o in pull_all(older)}
+    asked = {k: v - before.get(k, 0) for k, v in _refund_requests(woo).items()}
+    assert asked.get("GET /wc/v3/refunds") == 1  # asked once, answered 404 rest_no_route ...
+    assert asked.get("GET /wc/v3/orders/<id>/refunds") == refunded
+    assert by_one_request == by_order
+    assert [r.note for r in by_order[orders[0]["id"]].refunds] == ["second", "first 0"]
+
+    before = _refund_requests(woo)
+    pull_all(older)  # ... and not asked again
+    asked = {k: v - before.get(k, 0) for k, v in _refund_requests(woo).items()}
+    assert not asked.get("GET /wc/v3/refunds") and asked.get("GET /wc/v3/orders/<id>/refunds") == refunded

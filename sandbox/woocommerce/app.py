@@ -70,6 +70,11 @@ ROUTES = [
 REFUND_PARAMS = ("page", "per_page", "offset", "order", "orderby", "after", "before", "dates_are_gmt", "include")
 
 
+def _version(text: str) -> tuple[int, ...]:
+    """``"8.9.3"`` -> ``(8, 9, 3)``; what is not a number counts as 0."""
+    return tuple(int(part) if part.isdigit() else 0 for part in str(text).split("."))
+
+
 def home_url(request: Request, site: str) -> str:
     """The site's home URL: fixed scheme/host/port of this server, not the Host
     header (notes §2: the base string uses home_url, not the Host header)."""
@@ -182,8 +187,11 @@ class WooCommerceEmulator:
         return self._refund_page(site, cred, params, home, f"orders/{order_id}/refunds", [int(order_id)], False)
 
     async def list_refunds(self, site: Site, cred, params: dict, home: str):
-        parents = [int(p) for p in listing.parse_list(params.get("parent")) if p.isdigit()]
-        return self._refund_page(site, cred, params, home, "refunds", parents, True)
+        # WC_REST_Refunds_Controller arrived in WooCommerce 9.0: an older site has no such route. Its
+        # prepare_objects_query unsets post_parent__in, so ``parent`` filters nothing here (notes §1).
+        if _version(site.wc_version) < (9, 0):
+            raise errors.no_route()
+        return self._refund_page(site, cred, params, home, "refunds", [], True)
 
     def _refund_page(self, site, cred, params, home, path, parents, with_parent):
         q = listing.parse_query({k: v for k, v in params.items() if k in REFUND_PARAMS}, site.tz_offset)
@@ -249,6 +257,8 @@ class WooCommerceEmulator:
         settings = body.get("settings") or {}
         if "timezone_offset" in settings:
             site.tz_offset = parse_offset(settings["timezone_offset"])
+        if "wc_version" in settings:  # 9.0 and later serve GET /refunds
+            site.wc_version = str(settings["wc_version"])
         creds = body.get("credentials") or []
         for c in creds if isinstance(creds, list) else [creds]:
             site.credentials[c["consumer_key"]] = Credential(

@@ -441,8 +441,12 @@ def test_refund_shows_on_order_and_refund_endpoints(wc_url):
     assert set(fixture("airbyte_unit-tests_refunds_response.json")[0]["line_items"][0]) <= set(rline)
     one = wcapi.get(f"orders/{oid}/refunds/{refund_id}")
     assert one.status_code == 200 and one.json()["_links"]["up"][0]["href"].endswith(f"/orders/{oid}")
-    everywhere = wcapi.get("refunds").json()
+    too_old = wcapi.get("refunds")  # the default site runs WooCommerce 8.9.3: /refunds came with 9.0
+    assert too_old.status_code == 404 and too_old.json()["code"] == "rest_no_route"
+    seed(wc_url, [], wc_version="9.0.0")
+    everywhere = wcapi.get("refunds", params={"parent": oid + 1}).json()  # parent is ignored, as in WC
     assert [r["parent_id"] for r in everywhere] == [oid]
+    assert wcapi.get("refunds", params={"include": refund_id + 1}).json() == []
     assert wcapi.get(f"orders/{refund_id}").status_code == 404   # a refund id is not an order
 
 
