@@ -173,9 +173,13 @@ def run_due_steps(ledger: Ledger, runners: list[StepRunner], report: PassReport,
                 report.paused[runner.system] = f"{pause} {pause.what_to_do}".strip()
                 break
             elapsed = int((time.monotonic() - started) * 1000)
-            for item, outcome in zip(work, outcomes):
-                _finish(ledger, item, outcome, elapsed // max(1, len(work)), backoff, claim)
-                report.count(step, outcome)
+            # One transaction for the batch's endings and their events: written one by one, each was its own
+            # write transaction, and a target's worker queued behind the other targets' workers for the
+            # SQLite writer lock twice per step (the engine's largest wait, in its profile).
+            with ledger.step_endings():
+                for item, outcome in zip(work, outcomes):
+                    _finish(ledger, item, outcome, elapsed // max(1, len(work)), backoff, claim)
+                    report.count(step, outcome)
             if progress:
                 progress(step, len(work))
 

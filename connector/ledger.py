@@ -253,6 +253,11 @@ class Ledger:
         return [StepRow(row[0], row[1], row[2], "in_flight", row[4] + 1, row[5], row[6], row[7], token)
                 for row in rows]
 
+    def step_endings(self):
+        """``with ledger.step_endings():`` records a batch's endings (:meth:`finish_step`, their events)
+        at once: the writer lock on SQLite, a plain transaction on PostgreSQL (row locks suffice there)."""
+        return self._claim_transaction()
+
     def _claim_transaction(self):
         """SQLite: the file's writer lock (one claimer at a time, across processes). PostgreSQL: no
         global lock at all; the claim's ``FOR UPDATE SKIP LOCKED`` row locks keep claimers apart."""
