@@ -83,11 +83,22 @@ class Money:
 
 
 def total(items, currency: str) -> Money:
-    """Sum Money values (an empty sum is zero in ``currency``)."""
-    result = Money.zero(currency)
+    """Sum Money values (an empty sum is zero in ``currency``), all in ``currency``.
+
+    Sums the amounts and makes one Money, not one per addition: an order's totals and its balance
+    check call this a few hundred times per order (a seventh of a backfill's CPU went to them).
+    """
+    amount = _ZERO
     for item in items:
-        result = result + item
-    return result
+        if not isinstance(item, Money):
+            raise TypeError(f"cannot combine Money with {type(item).__name__}")
+        if item.currency != currency:
+            raise ValueError(f"currency mismatch: {currency} vs {item.currency}")
+        amount += item.amount
+    return Money(amount, currency)
+
+
+_ZERO = Decimal("0")
 
 
 class FinancialStatus(str, Enum):
