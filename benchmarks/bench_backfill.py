@@ -29,9 +29,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.common import (HUBSPOT_PER_10S, QBO_BATCH_PER_MINUTE, QBO_PER_MINUTE, ROOT,  # noqa: E402
-                               Sandbox, diff_counters, run_json, sandbox_options, save, seed, status_429,
+from benchmarks.common import (HUBSPOT_PER_10S, PY, QBO_BATCH_PER_MINUTE, QBO_PER_MINUTE,  # noqa: E402
+                               ROOT, Sandbox, diff_counters, run_json, sandbox_options, save, seed, status_429,
                                write_config)
+from benchmarks.sampling import sampled  # noqa: E402
 
 
 def floor_seconds(units: int, limit: int, window: float) -> dict:
@@ -47,7 +48,11 @@ def qbo_units(counters: dict) -> int:
 
 
 def run_connector(workdir: Path, orders: int, scale: float | None, latency: int, posting: str,
-                  profile: Path | None = None) -> dict:
+                  profile: Path | None = None, samples: Path | None = None) -> dict:
+    """Seed a fresh sandbox with ``orders`` and run benchmarks/drive.py against it.
+
+    ``profile`` runs the connector under cProfile (slow; for call counts), ``samples`` under py-spy
+    (benchmarks/sampling.py: full speed; ``run["sampled"]`` says whether it could)."""
     shutil.rmtree(workdir, ignore_errors=True)
     with Sandbox(workdir, sandbox_options(scale, latency)) as sb:
         t = time.perf_counter()
@@ -58,7 +63,9 @@ def run_connector(workdir: Path, orders: int, scale: float | None, latency: int,
         args = ["benchmarks/drive.py", "--config", str(config)]
         if profile:
             args += ["--profile", str(profile)]
-        out = run_json(args, env=dict(os.environ))
+        command = sampled([PY, *args], samples) if samples else None
+        out = run_json(args, env=dict(os.environ), command=command)
+        out["sampled"] = bool(command)
         after = sb.counters()
     calls = diff_counters(after, before)
     out.update({"orders": orders, "seed_s": seeded, "vendor_requests": calls, "status_429": status_429(after),

@@ -16,7 +16,10 @@ Seeding: the Shopify emulator generates and renders the orders itself
 (``POST /_sandbox/shops/<shop>/orders/generate``, sandbox/seed.py ``generate_shopify_orders``): the
 same orders as posting the generator's specs, without this process building or sending them.
 
-    python benchmarks/bench_memory.py [--sizes 10000,100000] [--tracemalloc]
+    python benchmarks/bench_memory.py [--sizes 10000,100000] [--checkpoints 10000,50000] [--tracemalloc]
+
+Within a run, the peak is also read when the ledger first holds each checkpoint's count of orders
+(``run_drive``): flat means the peak at 100,000 is the peak at 10,000 of the same run.
 
 ``--tracemalloc`` also traces the connector's Python allocations (much slower; for finding growth):
 the traced peak and the ten largest live allocation sites at the end.
@@ -28,9 +31,12 @@ import argparse
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -87,15 +93,60 @@ def seed_shop(sandbox: Sandbox, orders: int, *, seed_value: int = 7) -> dict:
     return credentials
 
 
-def run_drive(config: Path, peak_file: Path, *, trace: bool) -> dict:
+def run_drive(config: Path, peak_file: Path, *, trace: bool, checkpoints: list[int] = ()) -> dict:
+    """Run the backfill in its own process; returns drive.py's JSON plus ``peak`` (as it exited) and
+    ``checkpoints``: the process's peak RSS when the ledger first held each checkpoint's count of orders.
+
+    The checkpoints are read from outside, twice a second: ``orders_done`` of the ledger's backfill row
+    (committed with each page) and ``VmHWM`` of the process. So the peak "at 10,000" of a 100,000-order
+    run is the high-water mark of everything the run did until 10,000 orders were in the ledger:
+    downloading and indexing the whole file, then the first 10,000 orders.
+    """
     env = dict(os.environ, O2C_BENCH_PEAK_FILE=str(peak_file), O2C_BENCH_TRACEMALLOC="1" if trace else "0")
     args = [PY, "-c", LAUNCHER, "benchmarks/drive.py", "--config", str(config), "--no-book", "--only", "shopify"]
-    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, env=env)
+    ledger = config.parent / "ledger.db"
+    marks: dict[int, dict] = {}
+    started = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=err, text=True, env=env)
+        while proc.poll() is None:
+            time.sleep(0.5)
+            done = _orders_done(ledger)
+            for mark in checkpoints:
+                if mark not in marks and done >= mark:
+                    hwm = _high_water_kb(proc.pid)
+                    if hwm is not None:
+                        marks[mark] = {"orders_done": done, "maxrss_mb": round(hwm / 1024, 1),
+                                       "at_s": round(time.perf_counter() - started, 1)}
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode != 0:
-        raise RuntimeError(f"benchmarks/drive.py failed ({proc.returncode}):\n{proc.stderr[-4000:]}")
-    run = json.loads(proc.stdout.strip().splitlines()[-1])
+        raise RuntimeError(f"benchmarks/drive.py failed ({proc.returncode}):\n{stderr[-4000:]}")
+    run = json.loads(stdout.strip().splitlines()[-1])
     run["peak"] = json.loads(peak_file.read_text())
+    run["checkpoints"] = [marks[m] | {"orders": m} for m in sorted(marks)]
     return run
+
+
+def _orders_done(ledger: Path) -> int:
+    """Orders the backfill has committed so far (0 before the ledger has its row)."""
+    if not ledger.exists():
+        return 0
+    try:
+        with closing(sqlite3.connect(f"file:{ledger}?mode=ro", uri=True, timeout=1)) as conn:
+            row = conn.execute("SELECT COALESCE(MAX(orders_done), 0) FROM backfills").fetchone()
+        return int(row[0])
+    except sqlite3.Error:  # not migrated yet, or busy for a moment: the next look will tell
+        return 0
+
+
+def _high_water_kb(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/status") as fh:
+            return next((int(line.split()[1]) for line in fh if line.startswith("VmHWM:")), None)
+    except OSError:
+        return None
 
 
 def main(argv=None) -> dict:
@@ -103,6 +154,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--sizes", default="10000,100000")
     ap.add_argument("--workdir", default=str(ROOT / "var" / "bench" / "memory"))
     ap.add_argument("--tracemalloc", action="store_true", help="trace Python allocations (slow)")
+    ap.add_argument("--checkpoints", default="10000,50000",
+                    help="also read the peak when the ledger first holds this many orders (each below a size)")
     args = ap.parse_args(argv)
     results = []
     for n in (int(x) for x in args.sizes.split(",")):
@@ -113,14 +166,16 @@ def main(argv=None) -> dict:
             credentials = seed_shop(sb, n)
             seeded = time.perf_counter() - t
             config = write_config(wd, credentials, rate_scale=None)
-            run = run_drive(config, wd / "peak.json", trace=args.tracemalloc)
+            marks = [int(x) for x in args.checkpoints.split(",") if x and int(x) < n]
+            run = run_drive(config, wd / "peak.json", trace=args.tracemalloc, checkpoints=marks)
         ledger_mb = sum(p.stat().st_size for p in wd.glob("ledger.db*")) / 1024 / 1024
         peak = run["peak"]
         own_mb = peak["VmHWM"] / 1024 if "VmHWM" in peak else run["maxrss_mb"]
         row = {"orders": n, "fetched": run["fetched"].get("shopify"), "maxrss_mb": round(own_mb, 1),
                "wall_s": round(run["wall"], 1), "seed_s": round(seeded, 1), "ledger_mb": round(ledger_mb, 1),
                "ru_maxrss_mb": round(run["maxrss_mb"], 1),
-               "pull_s": round(run.get("phases", {}).get("pull_shopify", run["wall"]), 1)}
+               "pull_s": round(run.get("phases", {}).get("pull_shopify", run["wall"]), 1),
+               "checkpoints": run["checkpoints"]}
         if args.tracemalloc:
             row["traced_peak_mb"] = round(peak["traced_peak_kb"] / 1024, 1)
             row["traced_end_mb"] = round(peak["traced_current_kb"] / 1024, 1)
@@ -128,7 +183,9 @@ def main(argv=None) -> dict:
         results.append(row)
         print(f"memory: {n} orders backfilled (bulk), peak RSS {row['maxrss_mb']} MB (ru_maxrss "
               f"{row['ru_maxrss_mb']} MB), wall {row['wall_s']} s, seed {row['seed_s']} s, "
-              f"ledger {row['ledger_mb']} MB", flush=True)
+              f"ledger {row['ledger_mb']} MB" + "".join(
+                  f"; peak {c['maxrss_mb']} MB when {c['orders_done']} orders were in" for c in row["checkpoints"]),
+              flush=True)
         shutil.rmtree(wd, ignore_errors=True)
     out = {"sizes": results, "command": "python benchmarks/bench_memory.py " + " ".join(
         argv if argv is not None else sys.argv[1:])}
