@@ -4,8 +4,9 @@ Each size gets a fresh sandbox with all N orders in the Shopify shop (the bulk e
 ``o2c backfill``: start the export, download the JSONL, commit orders page by page into the ledger, plan
 their steps). No limits, no latency, no booking (the steps are planned, not sent).
 
-The figure is the peak resident set of benchmarks/drive.py's own process (``VmHWM`` of
-/proc/<pid>/status, read as it exits), not ``ru_maxrss``: on Linux a process started with
+The figure is the peak resident set of benchmarks/drive.py's own process (the highest ``VmHWM`` or
+``VmRSS`` of /proc/<pid>/status, read twice a second from outside and as it exits: ``run_drive``), not
+``ru_maxrss``: on Linux a process started with
 vfork/posix_spawn (Python's subprocess) inherits its parent's peak RSS in ``ru_maxrss`` across exec, so
 ``ru_maxrss`` would count this benchmark's own memory too (it did: when this process built the N order
 specs to seed the sandbox, the "connector's" peak grew 8.6 KB per order). Both are in the JSON
@@ -94,30 +95,34 @@ def seed_shop(sandbox: Sandbox, orders: int, *, seed_value: int = 7) -> dict:
 
 
 def run_drive(config: Path, peak_file: Path, *, trace: bool, checkpoints: list[int] = ()) -> dict:
-    """Run the backfill in its own process; returns drive.py's JSON plus ``peak`` (as it exited) and
-    ``checkpoints``: the process's peak RSS when the ledger first held each checkpoint's count of orders.
+    """Run the backfill in its own process; returns drive.py's JSON plus ``peak`` (as it exited),
+    ``sampled_peak_kb`` and ``checkpoints``: the peak so far when the ledger first held each checkpoint's
+    count of orders.
 
-    The checkpoints are read from outside, twice a second: ``orders_done`` of the ledger's backfill row
-    (committed with each page) and ``VmHWM`` of the process. So the peak "at 10,000" of a 100,000-order
-    run is the high-water mark of everything the run did until 10,000 orders were in the ledger:
-    downloading and indexing the whole file, then the first 10,000 orders.
+    The process is also watched from outside, twice a second: ``VmHWM`` and ``VmRSS`` of
+    /proc/<pid>/status, and ``orders_done`` of the ledger's backfill row (committed with each page).
+    ``VmHWM`` read at exit can come out below an earlier reading (the kernel refreshes the high-water
+    mark at some events only, from approximate per-CPU counters): a reading taken mid-run was once
+    0.2 MB above the one taken at exit. So the peak is the highest of all readings, and the peak "at 10,000" of a
+    100,000-order run is the highest until 10,000 orders were in the ledger: downloading and indexing
+    the whole file, then the first 10,000 orders.
     """
     env = dict(os.environ, O2C_BENCH_PEAK_FILE=str(peak_file), O2C_BENCH_TRACEMALLOC="1" if trace else "0")
     args = [PY, "-c", LAUNCHER, "benchmarks/drive.py", "--config", str(config), "--no-book", "--only", "shopify"]
     ledger = config.parent / "ledger.db"
     marks: dict[int, dict] = {}
+    highest = 0
     started = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(args, cwd=ROOT, stdout=out, stderr=err, text=True, env=env)
         while proc.poll() is None:
             time.sleep(0.5)
+            highest = max(highest, _resident_kb(proc.pid))
             done = _orders_done(ledger)
             for mark in checkpoints:
                 if mark not in marks and done >= mark:
-                    hwm = _high_water_kb(proc.pid)
-                    if hwm is not None:
-                        marks[mark] = {"orders_done": done, "maxrss_mb": round(hwm / 1024, 1),
-                                       "at_s": round(time.perf_counter() - started, 1)}
+                    marks[mark] = {"orders_done": done, "maxrss_mb": round(highest / 1024, 1),
+                                   "at_s": round(time.perf_counter() - started, 1)}
         out.seek(0)
         err.seek(0)
         stdout, stderr = out.read(), err.read()
@@ -125,6 +130,7 @@ def run_drive(config: Path, peak_file: Path, *, trace: bool, checkpoints: list[i
         raise RuntimeError(f"benchmarks/drive.py failed ({proc.returncode}):\n{stderr[-4000:]}")
     run = json.loads(stdout.strip().splitlines()[-1])
     run["peak"] = json.loads(peak_file.read_text())
+    run["sampled_peak_kb"] = highest
     run["checkpoints"] = [marks[m] | {"orders": m} for m in sorted(marks)]
     return run
 
@@ -141,12 +147,13 @@ def _orders_done(ledger: Path) -> int:
         return 0
 
 
-def _high_water_kb(pid: int) -> int | None:
+def _resident_kb(pid: int) -> int:
+    """The higher of ``VmHWM`` and ``VmRSS`` of ``pid`` now (0 once it is gone)."""
     try:
         with open(f"/proc/{pid}/status") as fh:
-            return next((int(line.split()[1]) for line in fh if line.startswith("VmHWM:")), None)
+            return max((int(line.split()[1]) for line in fh if line.startswith(("VmHWM:", "VmRSS:"))), default=0)
     except OSError:
-        return None
+        return 0
 
 
 def main(argv=None) -> dict:
@@ -170,10 +177,11 @@ def main(argv=None) -> dict:
             run = run_drive(config, wd / "peak.json", trace=args.tracemalloc, checkpoints=marks)
         ledger_mb = sum(p.stat().st_size for p in wd.glob("ledger.db*")) / 1024 / 1024
         peak = run["peak"]
-        own_mb = peak["VmHWM"] / 1024 if "VmHWM" in peak else run["maxrss_mb"]
+        at_exit_mb = peak["VmHWM"] / 1024 if "VmHWM" in peak else run["maxrss_mb"]
+        own_mb = max(at_exit_mb, run["sampled_peak_kb"] / 1024)
         row = {"orders": n, "fetched": run["fetched"].get("shopify"), "maxrss_mb": round(own_mb, 1),
                "wall_s": round(run["wall"], 1), "seed_s": round(seeded, 1), "ledger_mb": round(ledger_mb, 1),
-               "ru_maxrss_mb": round(run["maxrss_mb"], 1),
+               "ru_maxrss_mb": round(run["maxrss_mb"], 1), "vmhwm_at_exit_mb": round(at_exit_mb, 1),
                "pull_s": round(run.get("phases", {}).get("pull_shopify", run["wall"]), 1),
                "checkpoints": run["checkpoints"]}
         if args.tracemalloc:
