@@ -75,8 +75,8 @@ def run_targets(open_ledger: Callable[[], Ledger], build_runner: RunnerFactory, 
 class _Quiet:
     """Tells the threads of a pass when all of them are out of work.
 
-    ``progress`` counts batches done anywhere. A thread that found nothing reports the count it saw
-    before it looked; the pass is over when every thread has reported, each after the latest
+    ``progress`` counts the looks that got something done, in any thread. A thread that found nothing
+    reports the count it saw before it looked; the pass is over when every thread has reported, each after the latest
     progress. A thread that stopped for good (paused, told to stop) counts as having looked.
     """
 
