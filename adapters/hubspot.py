@@ -110,7 +110,7 @@ def path_rewriter(api_version: str):
 
 # Typed SDK APIs by (host, token's hash, API version, path), for the whole process. Each discovery
 # lookup builds a Configuration, an ApiClient and a connection pool, and workers build their targets
-# for every round. The APIs hold no per-call state (urllib3's pool is thread-safe), so threads share
+# for every pass. The APIs hold no per-call state (urllib3's pool is thread-safe), so threads share
 # them. (The models' Configurations were the costly part: see share_model_configurations.)
 _SHARED_APIS: dict[tuple, object] = {}
 _SHARED_GUARD = threading.Lock()

@@ -48,11 +48,11 @@ def qbo_units(counters: dict) -> int:
 
 
 def run_connector(workdir: Path, orders: int, scale: float | None, latency: int, posting: str,
-                  profile: Path | None = None, samples: Path | None = None) -> dict:
+                  samples: Path | None = None) -> dict:
     """Seed a fresh sandbox with ``orders`` and run benchmarks/drive.py against it.
 
-    ``profile`` runs the connector under cProfile (slow; for call counts), ``samples`` under py-spy
-    (benchmarks/sampling.py: full speed; ``run["sampled"]`` says whether it could)."""
+    ``samples`` runs the connector under py-spy (benchmarks/sampling.py: full speed;
+    ``run["sampled"]`` says whether it could)."""
     shutil.rmtree(workdir, ignore_errors=True)
     with Sandbox(workdir, sandbox_options(scale, latency)) as sb:
         t = time.perf_counter()
@@ -61,8 +61,6 @@ def run_connector(workdir: Path, orders: int, scale: float | None, latency: int,
         config = write_config(workdir, credentials, rate_scale=scale, posting=posting)
         before = sb.counters()
         args = ["benchmarks/drive.py", "--config", str(config)]
-        if profile:
-            args += ["--profile", str(profile)]
         command = sampled([PY, *args], samples) if samples else None
         out = run_json(args, env=dict(os.environ), command=command)
         out["sampled"] = bool(command)

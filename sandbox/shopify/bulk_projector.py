@@ -172,30 +172,23 @@ class _Projector:
                 raise Unsupported("list value that is not a list, or a null in a non-null field")
 
             return nullable, complete_list
-        if is_abstract_type(type_):
-            run_for = self._abstract(type_, nodes)
+        if is_abstract_type(type_) or is_object_type(type_):
+            run_for = self._abstract(type_, nodes) if is_abstract_type(type_) else self._concrete(type_, nodes)
 
-            def complete_abstract(value):
+            def complete_object(value):
                 if value.__class__ is dict:
                     return run_for(value)(value, value.get)
                 if value is None and not non_null:
                     return None
                 raise Unsupported("object value that is not a dict, or a null in a non-null field")
 
-            return nullable, complete_abstract
-        if is_object_type(type_):
-            fields = collect_sub_fields(self.schema, self.fragments, self.variables, type_, nodes)
-            run = self._object_plan(type_, fields)
-
-            def complete_object(value):
-                if value.__class__ is dict:
-                    return run(value, value.get)
-                if value is None and not non_null:
-                    return None
-                raise Unsupported("object value that is not a dict, or a null in a non-null field")
-
             return nullable, complete_object
         raise Unsupported(f"type {type_}")
+
+    def _concrete(self, type_, nodes) -> Callable[[dict], Run]:
+        """An object type: one plan, whatever the value."""
+        run = self._object_plan(type_, collect_sub_fields(self.schema, self.fragments, self.variables, type_, nodes))
+        return lambda _value: run
 
     def _abstract(self, type_, nodes) -> Callable[[dict], Run]:
         """Interfaces and unions: the runtime type is the dict's ``__typename`` (graphql-core's default)."""
